@@ -1,0 +1,3 @@
+//! End-to-end tests of the `clip` binary, one test binary (each links libtorch).
+
+mod doctor; // runs without LD_LIBRARY_PATH and reports what it loaded

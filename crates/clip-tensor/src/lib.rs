@@ -1,0 +1,20 @@
+//! tch glue shared by every clip-rs crate that touches tensors.
+//!
+//! - [`device`]: `auto|cpu|cuda|cuda:N` as users write it, failing loudly when CUDA is asked for but
+//!   absent (tch's `cuda_if_available` silently falls back to CPU).
+//! - [`precision`]: fp32/bf16/fp16 and an autocast region that sets the low-precision dtype per device
+//!   (tch's own `autocast` is CUDA-only and fixed to fp16).
+//! - [`seed`]: one call that seeds libtorch's CPU and CUDA generators and the host RNG.
+//! - [`safetensors`]: strict loading (missing, unexpected and mis-shaped keys reported together) and
+//!   saving through [`atomic`], which never leaves a half-written file where a good one was.
+//!
+//! Nothing here prints; errors are values of [`Error`].
+
+pub mod atomic;
+pub mod device;
+mod error;
+pub mod precision;
+pub mod safetensors;
+pub mod seed;
+
+pub use error::{Error, Result};

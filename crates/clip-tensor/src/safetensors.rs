@@ -1,0 +1,224 @@
+//! Strict safetensors I/O between files and tch tensors.
+//!
+//! Loading into a `VarStore` is all-or-nothing: every missing, unexpected and mis-shaped key is
+//! collected into one [`KeyReport`] before anything is copied, so a user sees the whole mismatch at
+//! once instead of fixing it key by key, and a model is never left half loaded. Values are cast to
+//! the model's dtype and device (an fp16 checkpoint loads into an fp32 model); shapes must match
+//! exactly.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::File;
+use std::path::Path;
+
+use ::safetensors::tensor::{Dtype, SafeTensors, View};
+use tch::{Device, Kind, Tensor, nn::VarStore};
+
+use crate::atomic::atomic_write;
+use crate::{Error, Result};
+
+/// A key whose stored shape differs from the model's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShapeMismatch {
+    /// The key.
+    pub name: String,
+    /// The model's shape.
+    pub expected: Vec<i64>,
+    /// The file's shape.
+    pub found: Vec<i64>,
+}
+
+/// Everything that keeps a set of tensors from fitting a model, sorted by key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyReport {
+    /// In the model, not in the file.
+    pub missing: Vec<String>,
+    /// In the file, not in the model.
+    pub unexpected: Vec<String>,
+    /// In both, with different shapes.
+    pub mismatched: Vec<ShapeMismatch>,
+}
+
+impl KeyReport {
+    /// Compares the shapes a model expects with the shapes a file holds.
+    pub fn compare(expected: &BTreeMap<String, Vec<i64>>, found: &BTreeMap<String, Vec<i64>>) -> Self {
+        let mut report = Self::default();
+        for (name, shape) in expected {
+            match found.get(name) {
+                None => report.missing.push(name.clone()),
+                Some(other) if other != shape => report.mismatched.push(ShapeMismatch {
+                    name: name.clone(),
+                    expected: shape.clone(),
+                    found: other.clone(),
+                }),
+                Some(_) => {}
+            }
+        }
+        report.unexpected = found.keys().filter(|name| !expected.contains_key(*name)).cloned().collect();
+        report
+    }
+
+    /// True when the tensors fit exactly.
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.unexpected.is_empty() && self.mismatched.is_empty()
+    }
+}
+
+impl fmt::Display for KeyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if !self.missing.is_empty() {
+            parts.push(format!("{} missing [{}]", self.missing.len(), self.missing.join(", ")));
+        }
+        if !self.unexpected.is_empty() {
+            parts.push(format!("{} unexpected [{}]", self.unexpected.len(), self.unexpected.join(", ")));
+        }
+        if !self.mismatched.is_empty() {
+            let list: Vec<String> = self
+                .mismatched
+                .iter()
+                .map(|m| format!("{}: model {:?}, file {:?}", m.name, m.expected, m.found))
+                .collect();
+            parts.push(format!("{} with the wrong shape [{}]", self.mismatched.len(), list.join("; ")));
+        }
+        f.write_str(&parts.join("; "))
+    }
+}
+
+fn kind_of(dtype: Dtype) -> Option<Kind> {
+    Some(match dtype {
+        Dtype::BOOL => Kind::Bool,
+        Dtype::U8 => Kind::Uint8,
+        Dtype::I8 => Kind::Int8,
+        Dtype::I16 => Kind::Int16,
+        Dtype::I32 => Kind::Int,
+        Dtype::I64 => Kind::Int64,
+        Dtype::F16 => Kind::Half,
+        Dtype::BF16 => Kind::BFloat16,
+        Dtype::F32 => Kind::Float,
+        Dtype::F64 => Kind::Double,
+        _ => return None,
+    })
+}
+
+fn dtype_of(kind: Kind) -> Option<Dtype> {
+    Some(match kind {
+        Kind::Bool => Dtype::BOOL,
+        Kind::Uint8 => Dtype::U8,
+        Kind::Int8 => Dtype::I8,
+        Kind::Int16 => Dtype::I16,
+        Kind::Int => Dtype::I32,
+        Kind::Int64 => Dtype::I64,
+        Kind::Half => Dtype::F16,
+        Kind::BFloat16 => Dtype::BF16,
+        Kind::Float => Dtype::F32,
+        Kind::Double => Dtype::F64,
+        _ => return None,
+    })
+}
+
+/// Reads every tensor of a safetensors file onto the CPU, in the file's dtypes, sorted by key.
+pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    let io_error = |source| Error::Io { path: path.to_path_buf(), source };
+    let file = File::open(path).map_err(io_error)?;
+    // SAFETY: the map is read-only and dropped before return; every tensor is copied out of it.
+    // Another process truncating the file meanwhile would fault, as with any mmap reader.
+    let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(io_error)?;
+    let parsed = SafeTensors::deserialize(&mmap)
+        .map_err(|source| Error::Safetensors { path: path.to_path_buf(), source })?;
+    let mut tensors = Vec::with_capacity(parsed.len());
+    for (name, view) in parsed.tensors() {
+        let kind = kind_of(view.dtype()).ok_or_else(|| Error::UnsupportedDtype {
+            path: path.to_path_buf(),
+            name: name.clone(),
+            dtype: format!("{:?}", view.dtype()),
+        })?;
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        let tensor = Tensor::f_from_data_size(view.data(), &shape, kind)?;
+        tensors.push((name, tensor));
+    }
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(tensors)
+}
+
+/// Copies `tensors` into `vs` if and only if their keys and shapes match the store's variables
+/// exactly; otherwise returns [`Error::Keys`] with every problem, and leaves `vs` untouched.
+/// `source` names where the tensors came from, for the error.
+pub fn load_strict_from(vs: &VarStore, tensors: Vec<(String, Tensor)>, source: &Path) -> Result<()> {
+    let variables = vs.variables();
+    let expected: BTreeMap<String, Vec<i64>> =
+        variables.iter().map(|(name, var)| (name.clone(), var.size())).collect();
+    let found: BTreeMap<String, Vec<i64>> =
+        tensors.iter().map(|(name, tensor)| (name.clone(), tensor.size())).collect();
+    let report = KeyReport::compare(&expected, &found);
+    if !report.is_empty() {
+        return Err(Error::Keys { path: source.to_path_buf(), report });
+    }
+    let _guard = tch::no_grad_guard();
+    for (name, value) in tensors {
+        let mut var = variables[&name].shallow_clone();
+        var.f_copy_(&value.f_to_kind(var.kind())?)?;
+    }
+    Ok(())
+}
+
+/// [`read_safetensors`] then [`load_strict_from`].
+pub fn load_strict(vs: &VarStore, path: &Path) -> Result<()> {
+    load_strict_from(vs, read_safetensors(path)?, path)
+}
+
+/// A CPU, contiguous tensor as the safetensors serializer sees it.
+struct CpuView {
+    tensor: Tensor,
+    dtype: Dtype,
+    shape: Vec<usize>,
+}
+
+impl View for &CpuView {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    fn data(&self) -> Cow<'_, [u8]> {
+        // SAFETY: `tensor` is a contiguous CPU tensor owned by `self`, so its storage holds exactly
+        // `data_len()` initialised bytes from `data_ptr()` and outlives the returned borrow.
+        let bytes = unsafe { std::slice::from_raw_parts(self.tensor.data_ptr() as *const u8, self.data_len()) };
+        Cow::Borrowed(bytes)
+    }
+
+    fn data_len(&self) -> usize {
+        self.tensor.numel() * self.tensor.kind().elt_size_in_bytes()
+    }
+}
+
+/// Writes tensors (from any device) to a safetensors file, atomically.
+pub fn save_safetensors<S: AsRef<str>>(path: &Path, tensors: &[(S, &Tensor)]) -> Result<()> {
+    let mut views = Vec::with_capacity(tensors.len());
+    for (name, tensor) in tensors {
+        let kind = tensor.f_kind()?;
+        let dtype = dtype_of(kind).ok_or_else(|| Error::UnsupportedDtype {
+            path: path.to_path_buf(),
+            name: name.as_ref().to_owned(),
+            dtype: format!("{kind:?}"),
+        })?;
+        let tensor = tensor.f_to_device(Device::Cpu)?.f_contiguous()?;
+        let shape = tensor.size().iter().map(|&d| d as usize).collect();
+        views.push((name.as_ref(), CpuView { tensor, dtype, shape }));
+    }
+    let bytes = ::safetensors::tensor::serialize(views.iter().map(|(name, view)| (*name, view)), None)
+        .map_err(|source| Error::Safetensors { path: path.to_path_buf(), source })?;
+    atomic_write(path, |w| w.write_all(&bytes))
+}
+
+/// Saves every variable of `vs` (parameters and buffers), atomically.
+pub fn save_var_store(vs: &VarStore, path: &Path) -> Result<()> {
+    let variables = vs.variables();
+    let mut named: Vec<(&String, &Tensor)> = variables.iter().collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    save_safetensors(path, &named)
+}

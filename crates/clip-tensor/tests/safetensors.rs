@@ -1,0 +1,142 @@
+use clip_tensor::Error;
+use clip_tensor::safetensors::{load_strict, read_safetensors, save_safetensors, save_var_store};
+use tch::nn::{self, VarStore};
+use tch::{Device, Kind, Tensor};
+
+/// A store shaped like a tiny piece of a CLIP tower.
+fn model() -> VarStore {
+    let vs = VarStore::new(Device::Cpu);
+    let root = vs.root();
+    let _ = root.zeros("logit_scale", &[]);
+    let ln = &root / "ln_final";
+    let _ = ln.ones("weight", &[4]);
+    let _ = ln.zeros("bias", &[4]);
+    let _ = root.zeros("text_projection", &[4, 3]);
+    let _ = root.zeros_no_train("running_mean", &[4]);
+    vs
+}
+
+#[test]
+fn round_trip_through_a_store_keeps_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let source = model();
+    tch::no_grad(|| {
+        for (_, mut var) in source.variables() {
+            var.copy_(&Tensor::randn(var.size(), (Kind::Float, Device::Cpu)));
+        }
+    });
+    save_var_store(&source, &path).unwrap();
+
+    let target = model();
+    load_strict(&target, &path).unwrap();
+    let (a, b) = (source.variables(), target.variables());
+    for (name, var) in &a {
+        assert!(var.equal(&b[name]), "{name} differs after the round trip");
+    }
+}
+
+#[test]
+fn casts_fp16_and_bf16_to_the_model_dtype() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("half.safetensors");
+    let scale = Tensor::from(2.5f32).to_kind(Kind::Half);
+    let weight = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]).to_kind(Kind::BFloat16);
+    let bias = Tensor::zeros([4], (Kind::Half, Device::Cpu));
+    let proj = Tensor::ones([4, 3], (Kind::Float, Device::Cpu));
+    let mean = Tensor::full([4], 0.5, (Kind::Double, Device::Cpu));
+    save_safetensors(
+        &path,
+        &[
+            ("logit_scale", &scale),
+            ("ln_final.weight", &weight),
+            ("ln_final.bias", &bias),
+            ("text_projection", &proj),
+            ("running_mean", &mean),
+        ],
+    )
+    .unwrap();
+    let read = read_safetensors(&path).unwrap();
+    let kinds: Vec<Kind> = read.iter().map(|(_, t)| t.kind()).collect();
+    assert!(kinds.contains(&Kind::Half) && kinds.contains(&Kind::BFloat16));
+
+    let vs = model();
+    load_strict(&vs, &path).unwrap();
+    let vars = vs.variables();
+    assert_eq!(vars["logit_scale"].kind(), Kind::Float);
+    assert_eq!(f64::try_from(&vars["logit_scale"]).unwrap(), 2.5);
+    assert_eq!(Vec::<f32>::try_from(&vars["ln_final.weight"]).unwrap(), vec![1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(Vec::<f32>::try_from(&vars["running_mean"]).unwrap(), vec![0.5; 4]);
+}
+
+#[test]
+fn reports_missing_unexpected_and_mismatched_keys_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wrong.safetensors");
+    let z = |shape: &[i64]| Tensor::zeros(shape, (Kind::Float, Device::Cpu));
+    let (scale, weight, proj, extra) = (z(&[]), z(&[4]), z(&[3, 4]), z(&[2]));
+    // ln_final.bias and running_mean missing; text_projection transposed; visual.proj unexpected.
+    save_safetensors(
+        &path,
+        &[("logit_scale", &scale), ("ln_final.weight", &weight), ("text_projection", &proj), ("visual.proj", &extra)],
+    )
+    .unwrap();
+
+    let vs = model();
+    let before: Vec<f32> = Vec::try_from(&vs.variables()["ln_final.weight"]).unwrap();
+    let err = load_strict(&vs, &path).unwrap_err();
+    let Error::Keys { path: reported, report } = &err else { panic!("unexpected error {err:?}") };
+    assert_eq!(reported, &path);
+    assert_eq!(report.missing, vec!["ln_final.bias".to_owned(), "running_mean".to_owned()]);
+    assert_eq!(report.unexpected, vec!["visual.proj".to_owned()]);
+    assert_eq!(report.mismatched.len(), 1);
+    assert_eq!(report.mismatched[0].name, "text_projection");
+    assert_eq!((report.mismatched[0].expected.clone(), report.mismatched[0].found.clone()), (vec![4, 3], vec![3, 4]));
+
+    let message = err.to_string();
+    for needle in ["wrong.safetensors", "2 missing", "1 unexpected", "visual.proj", "1 with the wrong shape", "text_projection"] {
+        assert!(message.contains(needle), "{needle:?} not in {message}");
+    }
+    // Nothing was copied: the load is all or nothing.
+    let after: Vec<f32> = Vec::try_from(&vs.variables()["ln_final.weight"]).unwrap();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn truncated_and_foreign_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.safetensors");
+    let t = Tensor::ones([64, 64], (Kind::Float, Device::Cpu));
+    save_safetensors(&good, &[("w", &t)]).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+
+    let truncated = dir.path().join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let err = read_safetensors(&truncated).unwrap_err();
+    assert!(matches!(err, Error::Safetensors { .. }), "{err:?}");
+    assert!(err.to_string().contains("truncated.safetensors"), "{err}");
+
+    let pickle = dir.path().join("pytorch_model.bin");
+    std::fs::write(&pickle, b"\x80\x02}q\x00(X\x05\x00\x00\x00torchq\x01").unwrap();
+    let err = read_safetensors(&pickle).unwrap_err();
+    assert!(matches!(err, Error::Safetensors { .. }), "{err:?}");
+
+    let empty = dir.path().join("empty.safetensors");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(matches!(read_safetensors(&empty).unwrap_err(), Error::Safetensors { .. }));
+
+    let missing = dir.path().join("absent.safetensors");
+    assert!(matches!(read_safetensors(&missing).unwrap_err(), Error::Io { .. }));
+}
+
+#[test]
+fn non_contiguous_tensors_are_saved_by_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.safetensors");
+    let base = Tensor::arange(12, (Kind::Float, Device::Cpu)).view([3, 4]);
+    let transposed = base.tr();
+    save_safetensors(&path, &[("t", &transposed)]).unwrap();
+    let read = read_safetensors(&path).unwrap();
+    assert!(read[0].1.equal(&transposed));
+    let _ = nn::VarStore::new(Device::Cpu);
+}

@@ -1,0 +1,100 @@
+//! Command-line dispatch. Flags are documented once, in `USAGE`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+
+use crate::{libtorch, run, setup};
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [args...]
+
+commands:
+  setup [--oracles]    provision libtorch 2.11.0 (idempotent); --oracles also installs the Python
+                       reference stack (open_clip, CLIP_benchmark, torchvision, scikit-learn) used by
+                       fixture scripts and side-by-side benchmarks
+  env                  print the `export` lines that make plain `cargo build` / `cargo test` work
+  test [args...]       set up, then run the whole test suite (args go to `cargo test`)
+  train [args...]      set up, build `clip` in release mode, run `clip train args...`
+  embed [args...]              likewise for `clip embed`
+  bench-zeroshot [args...]     likewise for `clip bench-zeroshot`
+  bench-linear-probe [args...] likewise for `clip bench-linear-probe`
+  doctor                       likewise for `clip doctor`
+";
+
+/// `clip` subcommands that xtask forwards after building the binary.
+const FORWARDED: &[&str] = &["train", "embed", "bench-zeroshot", "bench-linear-probe", "doctor"];
+
+/// The workspace root: xtask's manifest lives one level below it.
+fn project_root() -> PathBuf {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().map(PathBuf::from).unwrap_or(manifest_dir)
+}
+
+pub(crate) fn main() -> Result<ExitCode> {
+    let mut args = std::env::args().skip(1);
+    let Some(command) = args.next() else {
+        eprint!("{USAGE}");
+        return Ok(ExitCode::FAILURE);
+    };
+    let rest: Vec<String> = args.collect();
+    let root = project_root();
+    match command.as_str() {
+        "setup" => {
+            let oracles = match rest.as_slice() {
+                [] => false,
+                [flag] if flag == "--oracles" => true,
+                other => bail!("setup takes only --oracles, got {other:?}"),
+            };
+            setup::ensure(&root, setup::Options { oracles, verbose: true })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "env" => {
+            let torch = libtorch::locate(&root)?;
+            println!("export LIBTORCH={}", shell_quote(&torch.root.display().to_string()));
+            println!(
+                "export LD_LIBRARY_PATH={}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}",
+                shell_quote(&torch.lib_dir().display().to_string())
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        "test" => {
+            let torch = setup::ensure(&root, setup::Options::quiet())?;
+            run::test(&root, &torch, &rest)
+        }
+        forwarded if FORWARDED.contains(&forwarded) => {
+            let torch = setup::ensure(&root, setup::Options::quiet())?;
+            let mut clip_args = vec![command.clone()];
+            clip_args.extend(rest);
+            run::clip(&root, &torch, &clip_args)
+        }
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => bail!("unknown command {other:?}\n{USAGE}"),
+    }
+}
+
+/// Single-quotes a value for POSIX shells unless it is plainly safe.
+fn shell_quote(value: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-:+=,".contains(c);
+    if value.chars().all(safe) {
+        value.to_owned()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn quotes_only_when_needed() {
+        assert_eq!(shell_quote("/opt/torch/lib"), "/opt/torch/lib");
+        assert_eq!(shell_quote("/my dir/lib"), "'/my dir/lib'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}

@@ -1,0 +1,21 @@
+//! `cargo xtask`: provisions libtorch, then builds and runs `clip` in release mode.
+//!
+//! Orchestration only (matklad's cargo-xtask pattern): no `clip-*` crate is linked, so this
+//! builds in seconds on a machine that has no libtorch yet, which is exactly when it is needed.
+
+mod cli;
+mod libtorch;
+mod run;
+mod setup;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match cli::main() {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

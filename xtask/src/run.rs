@@ -1,0 +1,66 @@
+//! Building and running the workspace against the provisioned libtorch.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, ExitStatus};
+
+use anyhow::{Context, Result, bail};
+
+use crate::libtorch::Libtorch;
+
+/// `cargo` with `LIBTORCH` set and libtorch's `lib/` first on the loader path.
+fn cargo(root: &Path, torch: &Libtorch) -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root);
+    with_libtorch(&mut cmd, torch);
+    cmd
+}
+
+fn with_libtorch(cmd: &mut Command, torch: &Libtorch) {
+    let mut paths = vec![torch.lib_dir()];
+    if let Some(old) = std::env::var_os("LD_LIBRARY_PATH") {
+        paths.extend(std::env::split_paths(&old));
+    }
+    let joined: OsString = std::env::join_paths(paths).unwrap_or_else(|_| torch.lib_dir().into());
+    cmd.env("LIBTORCH", &torch.root).env("LD_LIBRARY_PATH", joined);
+}
+
+fn exit_code(status: ExitStatus) -> ExitCode {
+    match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE, // Killed by a signal.
+    }
+}
+
+/// Runs the whole test suite in release mode, sharing the build of `target/release/clip` that the
+/// CLI tests run.
+pub(crate) fn test(root: &Path, torch: &Libtorch, args: &[String]) -> Result<ExitCode> {
+    let status = cargo(root, torch)
+        .args(["test", "--workspace", "--release"])
+        .args(args)
+        .status()
+        .context("running cargo test")?;
+    Ok(exit_code(status))
+}
+
+/// Builds `clip` in release mode and runs it with `args`.
+pub(crate) fn clip(root: &Path, torch: &Libtorch, args: &[String]) -> Result<ExitCode> {
+    let status = cargo(root, torch)
+        .args(["build", "--release", "--package", "clip-cli", "--bin", "clip"])
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("building clip failed ({status})");
+    }
+    let binary = target_dir(root).join("release").join("clip");
+    let status = Command::new(&binary)
+        .args(args)
+        .status()
+        .with_context(|| format!("running {}", binary.display()))?;
+    Ok(exit_code(status))
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
