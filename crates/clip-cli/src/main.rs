@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod doctor;
+mod tokenize;
 
 use std::process::ExitCode;
 
@@ -19,12 +20,19 @@ struct Cli {
 enum Command {
     /// Report the libtorch in use, CUDA devices, cuDNN, threads and collective backends.
     Doctor,
+    /// Tokenize UTF-8 lines from stdin; write one JSON array of ids per line to stdout.
+    Tokenize {
+        /// Ids per row: start token, text, end token, zero padding.
+        #[arg(long, default_value_t = clip_tokenizer::DEFAULT_CONTEXT_LENGTH)]
+        context_length: usize,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Doctor => doctor::run(),
+        Command::Tokenize { context_length } => tokenize::run(context_length),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

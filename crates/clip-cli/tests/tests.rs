@@ -1,3 +1,4 @@
 //! End-to-end tests of the `clip` binary, one test binary (each links libtorch).
 
 mod doctor; // runs without LD_LIBRARY_PATH and reports what it loaded
+mod tokenize; // stdin lines to JSON id rows, in order, invalid UTF-8 replaced with a warning

@@ -1,4 +1,4 @@
-use std::io::{self, Write as _};
+use std::io;
 
 use clip_tensor::atomic::atomic_write;
 use clip_tensor::Error;
