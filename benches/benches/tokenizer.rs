@@ -1,6 +1,6 @@
 //! Tokenizer throughput on caption-like text, one thread and the rayon pool.
 //!
-//! `scripts/bench_tokenizer.py` runs the side-by-side comparison with open_clip and Hugging Face
+//! `benches/scripts/bench_tokenizer.py` runs the side-by-side comparison with open_clip and Hugging Face
 //! `tokenizers` on the same captions; this measures the library alone.
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented function.

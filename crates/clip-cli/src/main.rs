@@ -25,6 +25,9 @@ enum Command {
         /// Ids per row: start token, text, end token, zero padding.
         #[arg(long, default_value_t = clip_tokenizer::DEFAULT_CONTEXT_LENGTH)]
         context_length: usize,
+        /// Print throughput (lines per second, start-up excluded) to stderr at the end.
+        #[arg(long)]
+        stats: bool,
     },
 }
 
@@ -32,7 +35,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Doctor => doctor::run(),
-        Command::Tokenize { context_length } => tokenize::run(context_length),
+        Command::Tokenize { context_length, stats } => tokenize::run(context_length, stats),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

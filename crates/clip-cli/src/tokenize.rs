@@ -1,6 +1,7 @@
 //! `clip tokenize`: UTF-8 lines on stdin, one JSON array of ids per line on stdout, in order.
 
 use std::io::{self, BufRead, BufWriter, Write};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clip_tokenizer::Tokenizer;
@@ -8,8 +9,10 @@ use clip_tokenizer::Tokenizer;
 /// Lines tokenized together on the rayon pool; output stays in input order.
 const CHUNK: usize = 4096;
 
-pub(crate) fn run(context_length: usize) -> Result<()> {
+/// `stats`: report lines per second on stderr, timed from after the vocabulary is loaded.
+pub(crate) fn run(context_length: usize, stats: bool) -> Result<()> {
     let tokenizer = Tokenizer::get();
+    let start = Instant::now();
     let stdin = io::stdin().lock();
     let mut out = BufWriter::new(io::stdout().lock());
     let mut lines: Vec<String> = Vec::with_capacity(CHUNK);
@@ -47,6 +50,14 @@ pub(crate) fn run(context_length: usize) -> Result<()> {
         }
     }
     out.flush().context("writing stdout")?;
+    if stats {
+        let seconds = start.elapsed().as_secs_f64();
+        eprintln!(
+            "clip tokenize: {line_number} lines in {seconds:.3} s ({:.0} lines/s, {} rayon threads), start-up excluded",
+            line_number as f64 / seconds,
+            rayon::current_num_threads()
+        );
+    }
     if replaced > 0 {
         eprintln!("clip tokenize: {replaced} of {line_number} lines had invalid UTF-8");
     }

@@ -11,7 +11,8 @@ deterministically (seed 0) from:
   - mojibake: UTF-8 decoded as Latin-1, Windows-1252 and the other codecs ftfy knows, twice over,
     and embedded in clean text;
   - curly quotes, ligatures, full-width forms, control characters, ANSI escapes, odd whitespace;
-  - very long lines (up to 200k characters), very long words, empty and blank lines, literal
+  - very long lines (up to 200k characters), very long words, multi-line texts, empty and
+    blank lines, literal
     special-token strings.
 
 Run with the reference stack installed (`cargo xtask setup --oracles`):
@@ -237,6 +238,28 @@ def long_lines(sentences):
     return lines
 
 
+def multiline(sentences):
+    """Texts with line breaks: ftfy fixes each line on its own, and stops unescaping HTML after the
+    first line with a '<'. Entities and mojibake sit at line ends, where segments meet."""
+    lines = []
+    for _ in range(40):
+        parts = []
+        for _ in range(rng.randint(2, 400)):
+            roll = rng.random()
+            if roll < 0.6:
+                parts.append(rng.choice(sentences))
+            elif roll < 0.7:
+                parts.append(rng.choice(["", " ", "\t"]))
+            elif roll < 0.8:
+                parts.append(rng.choice(mojibake_pool))
+            elif roll < 0.9:
+                parts.append(rng.choice(["a &amp", "&amp;amp; b", "x &eacute", "5 &lt; 6", "<i>&amp;</i>"]))
+            else:
+                parts.append(rng.choice(["\r", "é\u0301", "Σ", "ΟΔΟΣ", "ﬁ", "“q”"]))
+        lines.append(rng.choice(["\n", "\r\n", "\n\n"]).join(parts))
+    return lines
+
+
 def special():
     return ["", " ", "   ", "\t\t", "\u3000", "<start_of_text>", "<end_of_text>", "a <end_of_text> b",
             "<START_OF_TEXT>hello", "<|endoftext|>", "<|startoftext|>", "<start_of_text><end_of_text>",
@@ -248,8 +271,11 @@ def main():
     assert ftfy.__version__ == "6.3.1", ftfy.__version__
     tok = SimpleTokenizer()
     sentences = stdlib_sentences(1600)
-    lines = (sentences + captions(500) + latin1() + cjk_and_scripts() + emoji() + entities() + mojibake()
-             + typography() + random_codepoints() + long_lines(sentences) + special())
+    global mojibake_pool
+    moji = mojibake()
+    mojibake_pool = moji
+    lines = (sentences + captions(500) + latin1() + cjk_and_scripts() + emoji() + entities() + moji
+             + typography() + random_codepoints() + long_lines(sentences) + multiline(sentences) + special())
     with OUT.open("w", encoding="utf-8") as f:
         for i, text in enumerate(lines):
             # Most lines at CLIP's 77; every 7th also at a short context to exercise truncation.

@@ -89,9 +89,18 @@ impl Tokenizer {
         if context_length < 2 {
             return Err(Error::ContextLength(context_length));
         }
+        let limit = context_length - 2;
         let mut row = Vec::with_capacity(context_length);
         row.push(SOT);
-        row.extend(self.encode_cleaned(&clean(text), context_length - 2));
+        // Clean segment by segment, and stop as soon as the part of the text that later segments
+        // cannot change already fills the context: work is bounded for any input length.
+        for (cleaned, complete) in clean::clean_prefixes(text) {
+            let ids = if complete { self.encode_cleaned(&cleaned, limit) } else { self.encode_cleaned(clean::stable_part(&cleaned), limit) };
+            if complete || ids.len() >= limit {
+                row.extend(ids);
+                break;
+            }
+        }
         row.push(EOT);
         row.resize(context_length, PAD);
         Ok(row)

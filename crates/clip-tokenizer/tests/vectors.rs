@@ -63,3 +63,27 @@ fn decode_inverts_encode_for_ascii_and_latin_text() {
         assert_eq!(tokenizer.encode(&decoded), ids, "{text:?}");
     }
 }
+
+/// Tokenizing stops after the first segments that fill the context; the rows must equal those
+/// from cleaning the whole text, for texts of many lines and of more than ftfy's 1M-code-point
+/// segments, with HTML references and mojibake where segments meet.
+#[test]
+fn early_stop_equals_cleaning_everything() {
+    let tokenizer = Tokenizer::get();
+    let line = "Caf\u{c3}\u{a9} &amp; cr\u{e8}me, \u{6771}\u{4eac} &eacute";
+    let texts = [
+        format!("{}\n{}", line.repeat(40_000), line.repeat(10)),
+        (0..500).map(|i| format!("{line} {i} &am")).collect::<Vec<_>>().join("\np;"),
+        format!("{}&amp;\n<b>x</b> &amp; {}", "word ".repeat(300_000), "tail ".repeat(100)),
+        "\n".repeat(2000) + "late text after many empty lines",
+    ];
+    for text in &texts {
+        for context_length in [8, 77] {
+            let mut expected = vec![SOT];
+            expected.extend(tokenizer.encode(text).into_iter().take(context_length - 2));
+            expected.push(EOT);
+            expected.resize(context_length, 0);
+            assert_eq!(tokenizer.tokenize(text, context_length).unwrap(), expected);
+        }
+    }
+}

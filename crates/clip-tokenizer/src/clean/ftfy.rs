@@ -3,7 +3,7 @@
 use std::sync::LazyLock;
 
 use regex::Regex;
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
 use super::encoding::{fix_c1_controls, fix_encoding};
 use super::html::ftfy_unescape;
@@ -15,22 +15,45 @@ const MAX_DECODE_LENGTH: usize = 1_000_000;
 /// ftfy's `fix_text`: each line (or 1M-code-point piece) is fixed on its own. HTML entities are
 /// unescaped until a segment contains '<' (then the text is taken for real HTML, and stays so).
 pub(crate) fn fix_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut unescape_html = true;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let mut end = rest.find('\n').map_or(rest.len(), |i| i + 1);
-        if let Some((cut, _)) = rest[..end].char_indices().nth(MAX_DECODE_LENGTH) {
+    Segments::new(text).collect()
+}
+
+/// The fixed segments of a text, in order: ftfy's `fix_text` one segment at a time, so a caller
+/// that needs only the start of a huge text can stop early.
+pub(crate) struct Segments<'a> {
+    rest: &'a str,
+    unescape_html: bool,
+}
+
+impl<'a> Segments<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        Self { rest: text, unescape_html: true }
+    }
+
+    /// True once every segment has been yielded.
+    pub(crate) fn is_done(&self) -> bool {
+        self.rest.is_empty()
+    }
+}
+
+impl Iterator for Segments<'_> {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let mut end = self.rest.find('\n').map_or(self.rest.len(), |i| i + 1);
+        if let Some((cut, _)) = self.rest[..end].char_indices().nth(MAX_DECODE_LENGTH) {
             end = cut;
         }
-        let segment = &rest[..end];
+        let segment = &self.rest[..end];
         if segment.contains('<') {
-            unescape_html = false;
+            self.unescape_html = false;
         }
-        out.push_str(&fix_segment(segment, unescape_html));
-        rest = &rest[end..];
+        self.rest = &self.rest[end..];
+        Some(fix_segment(segment, self.unescape_html))
     }
-    out
 }
 
 /// ftfy's `fix_and_explain`: apply every fixer in order until the text stops changing.
@@ -50,7 +73,9 @@ fn fix_segment(segment: &str, unescape_html: bool) -> String {
         // fix_surrogates has nothing to do: a Rust string cannot hold surrogates.
         text = remove_terminal_escapes(&text);
         text = remove_control_chars(&text);
-        text = text.nfc().collect();
+        if is_nfc_quick(text.chars()) != IsNormalized::Yes {
+            text = text.nfc().collect();
+        }
         if text == original {
             return text;
         }
@@ -59,8 +84,16 @@ fn fix_segment(segment: &str, unescape_html: bool) -> String {
 
 /// Replaces each character found in a sorted `(char, replacement)` table.
 fn map_chars(text: &str, table: &[(char, &str)]) -> String {
+    let (first, last) = (table[0].0, table[table.len() - 1].0);
+    if !text.chars().any(|c| (first..=last).contains(&c)) {
+        return text.to_owned();
+    }
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
+        if c < first || c > last {
+            out.push(c);
+            continue;
+        }
         match table.binary_search_by_key(&c, |(from, _)| *from) {
             Ok(i) => out.push_str(table[i].1),
             Err(_) => out.push(c),
@@ -70,6 +103,9 @@ fn map_chars(text: &str, table: &[(char, &str)]) -> String {
 }
 
 fn uncurl_quotes(text: &str) -> String {
+    if !text.chars().any(|c| c == '\u{2BC}' || ('\u{2018}'..='\u{201F}').contains(&c)) {
+        return text.to_owned();
+    }
     text.chars()
         .map(|c| match c {
             '\u{2BC}' | '\u{2018}'..='\u{201B}' => '\'',
@@ -80,6 +116,9 @@ fn uncurl_quotes(text: &str) -> String {
 }
 
 fn fix_line_breaks(text: &str) -> String {
+    if !text.contains(['\r', '\u{2028}', '\u{2029}', '\u{85}']) {
+        return text.to_owned();
+    }
     text.replace("\r\n", "\n").replace(['\r', '\u{2028}', '\u{2029}', '\u{85}'], "\n")
 }
 
@@ -99,6 +138,9 @@ fn is_removed_control(c: char) -> bool {
 }
 
 fn remove_control_chars(text: &str) -> String {
+    if !text.chars().any(is_removed_control) {
+        return text.to_owned();
+    }
     text.chars().filter(|&c| !is_removed_control(c)).collect()
 }
 

@@ -34,10 +34,46 @@ pub fn clean(text: &str) -> String {
         out.make_ascii_lowercase();
         return out;
     }
-    let fixed = ftfy::fix_text(text);
-    let unescaped = html::unescape(&html::unescape(&fixed));
-    push_words(&mut out, &unescaped);
+    finish(&ftfy::fix_text(text))
+}
+
+/// The steps after ftfy: HTML unescaping twice, whitespace collapse, lower case.
+fn finish(fixed: &str) -> String {
+    let mut out = String::with_capacity(fixed.len());
+    push_words(&mut out, &html::unescape(&html::unescape(fixed)));
     py_lower(&out)
+}
+
+/// Cleaned text of ever longer prefixes of `text`, one per ftfy segment (a line, or a million
+/// code points), each with whether it is the whole text. Segments are fixed independently, so a
+/// prefix's cleaned text agrees with the whole text's except near its end.
+pub(crate) fn clean_prefixes(text: &str) -> impl Iterator<Item = (String, bool)> + '_ {
+    let plain = is_plain(text);
+    let mut segments = ftfy::Segments::new(text);
+    let mut fixed = String::new();
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        if plain {
+            done = true;
+            return Some((clean(text), true));
+        }
+        fixed.push_str(&segments.next().unwrap_or_default());
+        done = segments.is_done();
+        Some((finish(&fixed), done))
+    })
+}
+
+/// The part of a cleaned prefix that later text cannot change: all but the last `margin` bytes,
+/// cut back to a space. Past a segment's end, HTML references may straddle the cut and the last
+/// word may go on; neither reaches back more than a few dozen characters.
+pub(crate) fn stable_part(cleaned: &str) -> &str {
+    const MARGIN: usize = 256;
+    let Some(limit) = cleaned.len().checked_sub(MARGIN) else { return "" };
+    let limit = (0..=limit).rev().find(|&i| cleaned.is_char_boundary(i)).unwrap_or(0);
+    cleaned[..limit].rfind(' ').map_or("", |i| &cleaned[..i])
 }
 
 /// Python 3.11's `str.lower` (Unicode 14): the character mappings are the reference's own (Rust's
