@@ -90,11 +90,11 @@ fn ensure_venv(root: &Path, requirements: &[&str], verbose: bool) -> Result<()> 
         return Ok(());
     }
 
+    check_free_space(root)?;
     let python = venv.join("bin").join("python");
     if !python.exists() {
         create_venv(&venv)?;
     }
-    check_free_space(root)?;
     eprintln!(
         "setup: installing {} into {} (torch with its CUDA libraries is about 5 GB; a few minutes)",
         missing.join(" "),
