@@ -84,7 +84,7 @@ fn sigmoid_block(image: &Tensor, text: &Tensor, scale: &Tensor, bias: &Tensor, p
     let options = (image.kind(), image.device());
     let mut signs = -Tensor::ones([n, text.size()[0]], options);
     if positives {
-        signs = signs + 2.0 * Tensor::eye(n, options);
+        signs += 2.0 * Tensor::eye(n, options);
     }
     -(signs * logits).log_sigmoid().sum(image.kind()) / n as f64
 }
