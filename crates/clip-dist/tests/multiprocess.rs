@@ -2,6 +2,9 @@
 //! coordinator, which spawns copies of itself as ranks (`CLIP_DIST_SCENARIO` names what a rank
 //! runs); a rank reports through its exit code and stderr. Ends with "N passed, N failed".
 
+// A test harness talks to its user.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::net::TcpListener;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
