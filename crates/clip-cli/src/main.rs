@@ -2,7 +2,9 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod dist_check;
 mod doctor;
+mod launch;
 mod tokenize;
 
 use std::process::ExitCode;
@@ -20,6 +22,33 @@ struct Cli {
 enum Command {
     /// Report the libtorch in use, CUDA devices, cuDNN, threads and collective backends.
     Doctor,
+    /// Check a distributed job's collectives (rendezvous, all-reduce, all-gather with gradient).
+    DistCheck {
+        /// Device: auto, cpu, cuda (NCCL, one GPU per local rank).
+        #[arg(long, default_value = "cpu")]
+        device: clip_tensor::device::DeviceSpec,
+        /// How many rounds to run.
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
+        /// Pause between rounds, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        interval_ms: u64,
+        /// Elements all-reduced per round.
+        #[arg(long, default_value_t = 1 << 20)]
+        elements: i64,
+    },
+    /// Run N ranks of a clip subcommand on this machine (as torchrun does).
+    Launch {
+        /// Number of ranks.
+        #[arg(long)]
+        nproc: usize,
+        /// Rendezvous port (default: a free one).
+        #[arg(long)]
+        master_port: Option<u16>,
+        /// The clip subcommand and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        args: Vec<String>,
+    },
     /// Tokenize UTF-8 lines from stdin; write one JSON array of ids per line to stdout.
     Tokenize {
         /// Ids per row: start token, text, end token, zero padding.
@@ -35,6 +64,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Doctor => doctor::run(),
+        Command::DistCheck { device, rounds, interval_ms, elements } => dist_check::run(&dist_check::Options {
+            device,
+            rounds,
+            interval: std::time::Duration::from_millis(interval_ms),
+            elements,
+        }),
+        Command::Launch { nproc, master_port, args } => launch::run(nproc, master_port, &args),
         Command::Tokenize { context_length, stats } => tokenize::run(context_length, stats),
     };
     match result {

@@ -2,3 +2,4 @@
 
 mod doctor; // runs without LD_LIBRARY_PATH and reports what it loaded
 mod tokenize; // stdin lines to JSON id rows, in order, invalid UTF-8 replaced with a warning
+mod launch; // clip launch and torchrun run multi-rank jobs of the clip binary on loopback

@@ -230,10 +230,10 @@ fn launch(scenario: &str, world_size: usize, timeout_secs: u64, deadline: Durati
     let mut done: Vec<Option<(Option<i32>, Duration)>> = vec![None; world_size];
     while done.iter().any(Option::is_none) {
         for (rank, child) in children.iter_mut().enumerate() {
-            if done[rank].is_none() {
-                if let Some(status) = child.try_wait().unwrap() {
-                    done[rank] = Some((status.code(), start.elapsed()));
-                }
+            if done[rank].is_none()
+                && let Some(status) = child.try_wait().unwrap()
+            {
+                done[rank] = Some((status.code(), start.elapsed()));
             }
         }
         if start.elapsed() > deadline {
@@ -291,8 +291,10 @@ fn dead_rank_is_named(world_size: usize) -> Result<(), String> {
     Ok(())
 }
 
+type Check = Box<dyn Fn() -> Result<(), String>>;
+
 fn coordinator() -> ExitCode {
-    let tests: Vec<(&str, Box<dyn Fn() -> Result<(), String>>)> = vec![
+    let tests: Vec<(&str, Check)> = vec![
         ("collectives_2_ranks", Box::new(|| all_succeed("collectives", 2))),
         ("collectives_4_ranks", Box::new(|| all_succeed("collectives", 4))),
         ("loss_equals_single_process_2_ranks", Box::new(|| all_succeed("loss", 2))),
