@@ -1,11 +1,12 @@
 //! `clip dist-check`: proves a job's collectives work end to end (rendezvous, all-reduce,
 //! all-gather with gradient, barrier) under `clip launch`, `torchrun` or SLURM, before a long run
-//! depends on them. Every rank checks the results; rank 0 reports.
+//! depends on them. Every rank checks the results; rank 0 reports. Run alone, it forms a job of
+//! one rank on loopback, so the engine (NCCL with `--device cuda`) is exercised all the same.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use clip_dist::{Backend, Dist, ReduceOp};
+use clip_dist::{Backend, Dist, DistConfig, ReduceOp};
 use clip_tensor::device::DeviceSpec;
 use tch::{Device, Kind, Tensor};
 
@@ -17,9 +18,28 @@ pub(crate) struct Options {
     pub(crate) elements: i64,
 }
 
+/// A job of one rank, with its store on a free loopback port.
+fn alone() -> Result<DistConfig> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    Ok(DistConfig {
+        rank: 0,
+        world_size: 1,
+        local_rank: 0,
+        master_addr: "127.0.0.1".into(),
+        master_port: port,
+        agent_store: false,
+        restart_count: 0,
+        timeout: clip_dist::DEFAULT_TIMEOUT,
+    })
+}
+
 pub(crate) fn run(options: &Options) -> Result<()> {
     let requested = options.device.resolve()?;
-    let dist = Dist::from_env(Backend::for_device(requested)).context("joining the job")?;
+    let config = match DistConfig::from_env()? {
+        Some(config) => config,
+        None => alone()?,
+    };
+    let dist = Dist::init(&config, Backend::for_device(requested)).context("joining the job")?;
     // One GPU per local rank.
     let device = match requested {
         Device::Cuda(_) => Device::Cuda(dist.local_rank),

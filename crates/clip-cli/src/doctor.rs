@@ -149,9 +149,10 @@ pub(crate) fn run() -> Result<()> {
     let nccl = already_loaded("libtorch_cuda.so")
         .is_some_and(|lib| has_symbol(&lib, "_ZN4c10d16ProcessGroupNCCL10groupStartEv"));
     println!(
-        "NCCL:      c10d ProcessGroupNCCL in libtorch_cuda: {}; libnccl: {}",
+        "NCCL:      c10d ProcessGroupNCCL in libtorch_cuda: {}; libnccl: {}; compiled into clip-dist: {}",
         yes_no(nccl),
-        nccl_version().unwrap_or_else(|| "not loaded".into())
+        nccl_version().unwrap_or_else(|| "not loaded".into()),
+        yes_no(clip_dist::has_nccl())
     );
     println!("tensor op: cpu: {}", smoke_test(Device::Cpu)?);
     for ordinal in 0..Cuda::device_count().max(0) as usize {

@@ -81,3 +81,11 @@ fn torchrun_launches_the_clip_binary() {
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("dist-check: 2 rank(s), backend gloo, 2 round(s) ok"), "{stdout}");
 }
+
+#[test]
+fn dist_check_alone_forms_a_one_rank_job() {
+    let output = clip().args(["dist-check", "--rounds", "2", "--elements", "100"]).env_remove("WORLD_SIZE").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("dist-check: 1 rank(s), backend gloo, 2 round(s) ok"), "{stdout}");
+}
