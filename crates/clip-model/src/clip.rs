@@ -1,0 +1,99 @@
+//! The whole model: an image tower under `visual`, the text tower at the root, and the learnable
+//! temperature `logit_scale` — the layout of OpenAI's and open_clip's checkpoints.
+
+use tch::nn::{self, Init, Module};
+use tch::Tensor;
+
+use crate::config::{ClipConfig, VisionConfig};
+use crate::layers::{Activation, l2_normalize};
+use crate::resnet::ModifiedResNet;
+use crate::text::TextTransformer;
+use crate::vit::VisionTransformer;
+
+/// The image tower of either family.
+#[derive(Debug)]
+pub enum Visual {
+    /// A Vision Transformer.
+    Vit(Box<VisionTransformer>),
+    /// A ModifiedResNet.
+    ResNet(Box<ModifiedResNet>),
+}
+
+/// Normalised features and the temperature, what the contrastive loss takes.
+#[derive(Debug)]
+pub struct ClipOutput {
+    /// `[b_images, embed_dim]`, unit length.
+    pub image_features: Tensor,
+    /// `[b_texts, embed_dim]`, unit length.
+    pub text_features: Tensor,
+    /// `logit_scale.exp()`, a scalar.
+    pub logit_scale: Tensor,
+}
+
+/// CLIP.
+#[derive(Debug)]
+pub struct ClipModel {
+    /// The architecture.
+    pub config: ClipConfig,
+    visual: Visual,
+    text: TextTransformer,
+    logit_scale: Tensor,
+}
+
+impl ClipModel {
+    /// Builds the model's parameters under `p` (a `VarStore`'s root for checkpoint keys).
+    pub fn new(p: nn::Path<'_>, config: &ClipConfig) -> Self {
+        let activation = Activation::from_quick_gelu(config.quick_gelu);
+        let visual = match &config.vision {
+            VisionConfig::Vit(c) => Visual::Vit(Box::new(VisionTransformer::new(&p / "visual", c, config.embed_dim, activation))),
+            VisionConfig::ResNet(c) => Visual::ResNet(Box::new(ModifiedResNet::new(&p / "visual", c, config.embed_dim))),
+        };
+        Self {
+            config: config.clone(),
+            visual,
+            text: TextTransformer::new(p.clone(), &config.text, config.embed_dim, activation),
+            logit_scale: p.var("logit_scale", &[], Init::Const(clip_init_logit_scale())),
+        }
+    }
+
+    /// Image embeddings, `[b, embed_dim]`, not normalised.
+    pub fn encode_image(&self, images: &Tensor) -> Tensor {
+        match &self.visual {
+            Visual::Vit(v) => v.forward(images),
+            Visual::ResNet(r) => r.forward(images),
+        }
+    }
+
+    /// The ViT's pooled features before `proj` (`[b, width]`), for linear probes; `None` for a
+    /// ResNet, whose attention pool ends in the projection.
+    pub fn encode_image_unprojected(&self, images: &Tensor) -> Option<Tensor> {
+        match &self.visual {
+            Visual::Vit(v) => Some(v.pooled(images)),
+            Visual::ResNet(_) => None,
+        }
+    }
+
+    /// Text embeddings, `[b, embed_dim]`, not normalised. `ids`: `[b, context_length]` int64.
+    pub fn encode_text(&self, ids: &Tensor) -> Tensor {
+        self.text.forward(ids)
+    }
+
+    /// The learnable log-temperature parameter (the trainer clamps it).
+    pub fn logit_scale(&self) -> &Tensor {
+        &self.logit_scale
+    }
+
+    /// Normalised image and text features and `logit_scale.exp()`.
+    pub fn forward(&self, images: &Tensor, ids: &Tensor) -> ClipOutput {
+        ClipOutput {
+            image_features: l2_normalize(&self.encode_image(images)),
+            text_features: l2_normalize(&self.encode_text(ids)),
+            logit_scale: self.logit_scale.exp(),
+        }
+    }
+}
+
+/// ln(1 / 0.07), CLIP's initial temperature.
+fn clip_init_logit_scale() -> f64 {
+    (1.0f64 / 0.07).ln()
+}

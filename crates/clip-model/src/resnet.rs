@@ -1,0 +1,202 @@
+//! OpenAI's ModifiedResNet image tower: a three-convolution stem with average pooling,
+//! anti-aliased bottlenecks (strided stages average-pool instead of striding their convolutions),
+//! and attention pooling (`attnpool`) in place of global average pooling.
+//!
+//! BatchNorm layers keep the checkpoint's `running_mean`, `running_var` and
+//! `num_batches_tracked`, and use the running statistics: the tower is for inference and
+//! fine-tuning from released weights, as in the reference.
+
+use tch::nn::{self, Init, Module};
+use tch::{Kind, Tensor};
+
+use crate::config::ResNetConfig;
+
+/// BatchNorm2d with PyTorch's state-dict keys, in inference mode.
+#[derive(Debug)]
+struct BatchNorm {
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Tensor,
+    running_var: Tensor,
+}
+
+impl BatchNorm {
+    fn new(p: nn::Path<'_>, channels: i64, zero_gamma: bool) -> Self {
+        let bn = Self {
+            weight: p.var("weight", &[channels], Init::Const(if zero_gamma { 0.0 } else { 1.0 })),
+            bias: p.var("bias", &[channels], Init::Const(0.0)),
+            running_mean: p.zeros_no_train("running_mean", &[channels]),
+            running_var: p.ones_no_train("running_var", &[channels]),
+        };
+        // Kept for checkpoint fidelity; inference ignores it.
+        let _ = p.add("num_batches_tracked", Tensor::zeros([], (Kind::Int64, p.device())), false);
+        bn
+    }
+}
+
+impl Module for BatchNorm {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        xs.batch_norm(Some(&self.weight), Some(&self.bias), Some(&self.running_mean), Some(&self.running_var), false, 0.1, 1e-5, true)
+    }
+}
+
+fn conv(p: nn::Path<'_>, inputs: i64, outputs: i64, kernel: i64, padding: i64) -> nn::Conv2D {
+    nn::conv2d(p, inputs, outputs, kernel, nn::ConvConfig { padding, bias: false, ..Default::default() })
+}
+
+/// Bottleneck with expansion 4; `stride` > 1 average-pools after `conv2` and on the shortcut.
+#[derive(Debug)]
+struct Bottleneck {
+    conv1: nn::Conv2D,
+    bn1: BatchNorm,
+    conv2: nn::Conv2D,
+    bn2: BatchNorm,
+    conv3: nn::Conv2D,
+    bn3: BatchNorm,
+    /// `downsample.0` (1×1 conv) and `downsample.1` (BatchNorm); the pool before them has no weights.
+    downsample: Option<(nn::Conv2D, BatchNorm)>,
+    stride: i64,
+}
+
+impl Bottleneck {
+    fn new(p: nn::Path<'_>, inplanes: i64, planes: i64, stride: i64) -> Self {
+        let out = planes * 4;
+        let downsample = (stride > 1 || inplanes != out).then(|| {
+            let d = &p / "downsample";
+            (conv(&d / "0", inplanes, out, 1, 0), BatchNorm::new(&d / "1", out, false))
+        });
+        Self {
+            conv1: conv(&p / "conv1", inplanes, planes, 1, 0),
+            bn1: BatchNorm::new(&p / "bn1", planes, false),
+            conv2: conv(&p / "conv2", planes, planes, 3, 1),
+            bn2: BatchNorm::new(&p / "bn2", planes, false),
+            conv3: conv(&p / "conv3", planes, out, 1, 0),
+            // open_clip zero-initialises the last BatchNorm of each block.
+            bn3: BatchNorm::new(&p / "bn3", out, true),
+            downsample,
+            stride,
+        }
+    }
+}
+
+impl Module for Bottleneck {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let pool = |t: &Tensor| if self.stride > 1 { t.avg_pool2d([self.stride, self.stride], [self.stride, self.stride], [0, 0], false, true, None) } else { t.shallow_clone() };
+        let out = xs.apply(&self.conv1).apply(&self.bn1).relu();
+        let out = pool(&out.apply(&self.conv2).apply(&self.bn2).relu());
+        let out = out.apply(&self.conv3).apply(&self.bn3);
+        let identity = match &self.downsample {
+            Some((conv, bn)) => pool(xs).apply(conv).apply(bn),
+            None => xs.shallow_clone(),
+        };
+        (out + identity).relu()
+    }
+}
+
+/// Attention pooling: the mean of the final feature map queries every position.
+#[derive(Debug)]
+struct AttentionPool2d {
+    positional_embedding: Tensor,
+    q_proj: nn::Linear,
+    k_proj: nn::Linear,
+    v_proj: nn::Linear,
+    c_proj: nn::Linear,
+    heads: i64,
+}
+
+impl AttentionPool2d {
+    fn new(p: nn::Path<'_>, spatial: i64, width: i64, heads: i64, output: i64) -> Self {
+        let std = (width as f64).powf(-0.5);
+        let linear = |name: &str, outputs: i64| crate::layers::linear(&p / name, width, outputs, std);
+        Self {
+            positional_embedding: p.var("positional_embedding", &[spatial * spatial + 1, width], Init::Randn { mean: 0.0, stdev: std }),
+            q_proj: linear("q_proj", width),
+            k_proj: linear("k_proj", width),
+            v_proj: linear("v_proj", width),
+            c_proj: linear("c_proj", output),
+            heads,
+        }
+    }
+}
+
+impl Module for AttentionPool2d {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let (b, c, _, _) = xs.size4().expect("feature map is 4-d");
+        let xs = xs.flatten(2, 3).transpose(1, 2); // [b, hw, c]
+        let xs = Tensor::cat(&[xs.mean_dim([1].as_slice(), true, xs.kind()), xs], 1) + &self.positional_embedding; // [b, hw+1, c]
+        let head_dim = c / self.heads;
+        let split = |t: Tensor| {
+            let t_len = t.size()[1];
+            t.view([b, t_len, self.heads, head_dim]).transpose(1, 2)
+        };
+        let q = split(xs.narrow(1, 0, 1).apply(&self.q_proj)); // [b, h, 1, dh]
+        let k = split(xs.apply(&self.k_proj));
+        let v = split(xs.apply(&self.v_proj));
+        let out = Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, 0.0, false, None, false);
+        out.transpose(1, 2).reshape([b, c]).apply(&self.c_proj)
+    }
+}
+
+/// # Shapes
+/// Input `[b, 3, image_size, image_size]`; output `[b, embed_dim]`.
+#[derive(Debug)]
+pub struct ModifiedResNet {
+    conv1: nn::Conv2D,
+    bn1: BatchNorm,
+    conv2: nn::Conv2D,
+    bn2: BatchNorm,
+    conv3: nn::Conv2D,
+    bn3: BatchNorm,
+    stages: Vec<Vec<Bottleneck>>,
+    attnpool: AttentionPool2d,
+}
+
+impl ModifiedResNet {
+    /// Builds the tower under `p` (`visual` in a CLIP checkpoint).
+    pub fn new(p: nn::Path<'_>, c: &ResNetConfig, embed_dim: i64) -> Self {
+        let w = c.width;
+        let mut inplanes = w;
+        let stages = c
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, &blocks)| {
+                let planes = w << i;
+                let stride = if i == 0 { 1 } else { 2 };
+                let stage = &p / format!("layer{}", i + 1);
+                (0..blocks)
+                    .map(|b| {
+                        let block = Bottleneck::new(&stage / b, inplanes, planes, if b == 0 { stride } else { 1 });
+                        inplanes = planes * 4;
+                        block
+                    })
+                    .collect()
+            })
+            .collect();
+        Self {
+            conv1: nn::conv2d(&p / "conv1", 3, w / 2, 3, nn::ConvConfig { stride: 2, padding: 1, bias: false, ..Default::default() }),
+            bn1: BatchNorm::new(&p / "bn1", w / 2, false),
+            conv2: conv(&p / "conv2", w / 2, w / 2, 3, 1),
+            bn2: BatchNorm::new(&p / "bn2", w / 2, false),
+            conv3: conv(&p / "conv3", w / 2, w, 3, 1),
+            bn3: BatchNorm::new(&p / "bn3", w, false),
+            stages,
+            attnpool: AttentionPool2d::new(&p / "attnpool", c.image_size / 32, w * 32, c.heads, embed_dim),
+        }
+    }
+}
+
+impl Module for ModifiedResNet {
+    fn forward(&self, images: &Tensor) -> Tensor {
+        let xs = images.apply(&self.conv1).apply(&self.bn1).relu();
+        let xs = xs.apply(&self.conv2).apply(&self.bn2).relu();
+        let xs = xs.apply(&self.conv3).apply(&self.bn3).relu();
+        let mut xs = xs.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None);
+        for stage in &self.stages {
+            for block in stage {
+                xs = xs.apply(block);
+            }
+        }
+        xs.apply(&self.attnpool)
+    }
+}

@@ -1,0 +1,63 @@
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use clip_model::{ClipConfig, ClipModel, l2_normalize};
+use clip_tensor::safetensors::{load_strict, read_safetensors};
+use tch::{Device, Tensor, nn::VarStore};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// The model built from the fixture's open_clip config JSON, with its weights loaded strictly.
+fn load(name: &str) -> (VarStore, ClipModel, HashMap<String, Tensor>) {
+    let config = ClipConfig::from_json(&std::fs::read_to_string(fixture(&format!("{name}.json"))).unwrap()).unwrap();
+    let vs = VarStore::new(Device::Cpu);
+    let model = ClipModel::new(vs.root(), &config);
+    load_strict(&vs, &fixture(&format!("{name}.safetensors"))).unwrap();
+    let io = read_safetensors(&fixture(&format!("{name}.io.safetensors"))).unwrap().into_iter().collect();
+    (vs, model, io)
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.size(), b.size());
+    f64::try_from((a - b).abs().max()).unwrap()
+}
+
+/// The bound for fp32 on CPU.
+const TOL: f64 = 1e-4;
+
+fn check(name: &str) {
+    let (_vs, model, io) = load(name);
+    let _guard = tch::no_grad_guard();
+    let image = l2_normalize(&model.encode_image(&io["images"]));
+    let text = l2_normalize(&model.encode_text(&io["text"]));
+    let (di, dt) = (max_diff(&image, &io["image_features"]), max_diff(&text, &io["text_features"]));
+    assert!(di <= TOL, "{name}: image features differ by {di:e}");
+    assert!(dt <= TOL, "{name}: text features differ by {dt:e}");
+    if let Some(expected) = io.get("image_unprojected") {
+        let d = max_diff(&model.encode_image_unprojected(&io["images"]).unwrap(), expected);
+        assert!(d <= TOL, "{name}: unprojected features differ by {d:e}");
+    }
+}
+
+#[test]
+fn tiny_vit_matches_open_clip() {
+    check("tiny-vit");
+}
+
+#[test]
+fn tiny_resnet_matches_open_clip() {
+    check("tiny-rn");
+}
+
+#[test]
+fn forward_gives_unit_features_and_the_temperature() {
+    let (_vs, model, io) = load("tiny-vit");
+    let _guard = tch::no_grad_guard();
+    let out = model.forward(&io["images"], &io["text"]);
+    let norms = out.image_features.norm_scalaropt_dim(2.0, [-1], false);
+    assert!(max_diff(&norms, &Tensor::ones_like(&norms)) < 1e-5);
+    // The fixture's logit_scale is 2.0.
+    assert!((f64::try_from(&out.logit_scale).unwrap() - 2f64.exp()).abs() < 1e-5);
+}

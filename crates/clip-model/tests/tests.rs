@@ -1,0 +1,4 @@
+//! Integration tests of clip-model, one binary (each test binary links libtorch).
+
+mod parity; // tiny models of both families give open_clip's features from the same weights
+mod shapes; // every preset builds with the checkpoint's key layout and output shapes
