@@ -1,9 +1,10 @@
-//! Compiles the small C++ shim (`csrc/`) against the same libtorch that torch-sys links.
+//! Compiles the small C++ shims (`csrc/`) against the same libtorch that torch-sys links.
 
 use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc/autocast.cpp");
+    println!("cargo:rerun-if-changed=csrc/jit.cpp");
     // torch-sys (links = "tch") exports its lib dir to direct dependents as DEP_TCH_LIBTORCH_LIB.
     let lib = PathBuf::from(
         std::env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys did not report libtorch's lib dir"),
@@ -18,5 +19,6 @@ fn main() {
         .include(root.join("include/torch/csrc/api/include"))
         .warnings(false)
         .file("csrc/autocast.cpp")
+        .file("csrc/jit.cpp")
         .compile("clip_tensor_shim");
 }

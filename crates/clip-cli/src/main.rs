@@ -2,6 +2,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod convert;
 mod dist_check;
 mod doctor;
 mod launch;
@@ -20,6 +21,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Rewrite weights (OpenAI .pt, Hugging Face, open_clip) as open_clip-layout safetensors.
+    Convert {
+        /// The weights to read.
+        input: std::path::PathBuf,
+        /// The .safetensors file to write.
+        output: std::path::PathBuf,
+    },
     /// Report the libtorch in use, CUDA devices, cuDNN, threads and collective backends.
     Doctor,
     /// Check a distributed job's collectives (rendezvous, all-reduce, all-gather with gradient).
@@ -63,6 +71,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Convert { input, output } => convert::run(&input, &output),
         Command::Doctor => doctor::run(),
         Command::DistCheck { device, rounds, interval_ms, elements } => dist_check::run(&dist_check::Options {
             device,

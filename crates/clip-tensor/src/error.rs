@@ -53,6 +53,14 @@ pub enum Error {
         /// The stored dtype.
         dtype: String,
     },
+    /// A file libtorch could not load as a TorchScript archive.
+    #[error("{}: not a loadable TorchScript archive: {message}", path.display())]
+    TorchScript {
+        /// The file concerned.
+        path: PathBuf,
+        /// libtorch's message.
+        message: String,
+    },
     /// Weights whose keys or shapes do not match the model; every problem is listed.
     #[error("{}: weights do not fit the model: {report}", path.display())]
     Keys {

@@ -8,6 +8,8 @@
 //! - [`safetensors`]: strict loading (missing, unexpected and mis-shaped keys reported together) and
 //!   saving through [`atomic`], which never leaves a half-written file where a good one was.
 //!
+//! - [`torchscript`]: the parameters and buffers of TorchScript archives (OpenAI's `.pt` files).
+//!
 //! Nothing here prints; errors are values of [`Error`].
 
 pub mod atomic;
@@ -16,5 +18,6 @@ mod error;
 pub mod precision;
 pub mod safetensors;
 pub mod seed;
+pub mod torchscript;
 
 pub use error::{Error, Result};

@@ -1,0 +1,223 @@
+//! Released weights in any of the three layouts people have, turned into open_clip's (= OpenAI's)
+//! key layout and loaded strictly:
+//!
+//! - open_clip / OpenAI-layout safetensors (`open_clip_model.safetensors`);
+//! - OpenAI's TorchScript `.pt` archives, BatchNorm statistics and fp16 tensors included (cast to
+//!   the model's dtype on load); OpenAI's weights always use QuickGELU;
+//! - Hugging Face `CLIPModel` safetensors (`model.safetensors`), whose separate q/k/v projections
+//!   are fused into `in_proj_weight` and whose projections are stored transposed.
+//!
+//! Pickled PyTorch checkpoints (`.bin`, `torch.save`) are refused: unpickling can run code.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use clip_tensor::safetensors::{load_strict_from, read_safetensors};
+use clip_tensor::torchscript::read_torchscript;
+use tch::Tensor;
+use tch::nn::VarStore;
+
+use crate::config::{ClipConfig, ResNetConfig, TextConfig, VisionConfig, VitConfig};
+use crate::{Error, Result};
+
+/// The layout a weights file was written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightsFormat {
+    /// Safetensors with open_clip's (= OpenAI's) key names.
+    OpenClip,
+    /// Safetensors of a Hugging Face `CLIPModel`.
+    HuggingFace,
+    /// An OpenAI TorchScript archive.
+    TorchScript,
+}
+
+impl WeightsFormat {
+    /// OpenAI's weights were trained with QuickGELU; a model built otherwise gives wrong features.
+    pub fn requires_quick_gelu(self) -> bool {
+        self == Self::TorchScript
+    }
+}
+
+/// Tells the format from the file's first bytes (not its name).
+pub fn detect_format(path: &Path) -> Result<WeightsFormat> {
+    let mut head = [0u8; 9];
+    let mut file = File::open(path).map_err(|source| clip_tensor::Error::Io { path: path.to_path_buf(), source })?;
+    let n = file.read(&mut head).map_err(|source| clip_tensor::Error::Io { path: path.to_path_buf(), source })?;
+    let head = &head[..n];
+    let unsupported = |what: &str| Error::Config(format!("{}: {what}", path.display()));
+    // Safetensors: an 8-byte little-endian header length, then the JSON header.
+    let safetensors = head.get(8) == Some(&b'{');
+    if !safetensors && head.starts_with(b"PK\x03\x04") {
+        // A zip: TorchScript archives and torch.save checkpoints share it; only the former load.
+        return Ok(WeightsFormat::TorchScript);
+    }
+    if !safetensors && head.first() == Some(&0x80) && head.get(1).is_some_and(|p| (2..=5).contains(p)) {
+        return Err(unsupported(
+            "a pickled PyTorch checkpoint; clip-rs does not unpickle (it can run code): convert it to safetensors \
+             in Python, e.g. safetensors.torch.save_file(torch.load(f, weights_only=True), 'model.safetensors')",
+        ));
+    }
+    let tensors = read_safetensors(path)?;
+    let hf = tensors.iter().any(|(name, _)| name.starts_with("vision_model.") || name.starts_with("text_model."));
+    Ok(if hf { WeightsFormat::HuggingFace } else { WeightsFormat::OpenClip })
+}
+
+/// Every tensor of a weights file, under open_clip's key names, on the CPU.
+pub fn read_weights(path: &Path) -> Result<(WeightsFormat, Vec<(String, Tensor)>)> {
+    let format = detect_format(path)?;
+    let tensors = match format {
+        WeightsFormat::OpenClip => strip_module_prefix(read_safetensors(path)?),
+        WeightsFormat::HuggingFace => from_hugging_face(read_safetensors(path)?)?,
+        WeightsFormat::TorchScript => from_torchscript(read_torchscript(path).map_err(|e| {
+            Error::Config(format!(
+                "{e} (a zip that is not TorchScript is usually a pickled torch.save checkpoint, which clip-rs does not read)"
+            ))
+        })?),
+    };
+    Ok((format, tensors))
+}
+
+/// Loads a weights file of any supported format into `vs` (built for the matching config):
+/// strictly, every key problem reported at once, values cast to the model's dtype.
+pub fn load_weights(vs: &VarStore, path: &Path) -> Result<WeightsFormat> {
+    let (format, tensors) = read_weights(path)?;
+    load_strict_from(vs, tensors, path)?;
+    Ok(format)
+}
+
+/// DDP-wrapped checkpoints prefix every key with `module.`.
+fn strip_module_prefix(tensors: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+    if !tensors.is_empty() && tensors.iter().all(|(k, _)| k.starts_with("module.")) {
+        tensors.into_iter().map(|(k, t)| (k["module.".len()..].to_owned(), t)).collect()
+    } else {
+        tensors
+    }
+}
+
+/// OpenAI's archives also hold three integers and, as traced modules may, attention masks: none
+/// of them are weights.
+fn from_torchscript(tensors: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+    tensors
+        .into_iter()
+        .filter(|(k, _)| {
+            !matches!(k.as_str(), "input_resolution" | "context_length" | "vocab_size") && !k.ends_with("attn_mask")
+        })
+        .collect()
+}
+
+/// Hugging Face `CLIPModel` names → open_clip names (transformers' `convert_clip_original_pytorch_to_hf.py`, inverted).
+fn from_hugging_face(tensors: Vec<(String, Tensor)>) -> Result<Vec<(String, Tensor)>> {
+    let mut map: BTreeMap<String, Tensor> = tensors.into_iter().collect();
+    let mut out = Vec::with_capacity(map.len());
+    let mut take = |key: &str| map.remove(key);
+    // Fuse each layer's q, k and v into the in-projection, for both towers.
+    for (hf_tower, tower) in [("text_model", ""), ("vision_model", "visual.")] {
+        for layer in 0.. {
+            let hf = format!("{hf_tower}.encoder.layers.{layer}");
+            let ours = format!("{tower}transformer.resblocks.{layer}");
+            let Some(q) = take(&format!("{hf}.self_attn.q_proj.weight")) else { break };
+            let (k, v) = (take(&format!("{hf}.self_attn.k_proj.weight")), take(&format!("{hf}.self_attn.v_proj.weight")));
+            let (qb, kb, vb) = (
+                take(&format!("{hf}.self_attn.q_proj.bias")),
+                take(&format!("{hf}.self_attn.k_proj.bias")),
+                take(&format!("{hf}.self_attn.v_proj.bias")),
+            );
+            let (Some(k), Some(v), Some(qb), Some(kb), Some(vb)) = (k, v, qb, kb, vb) else {
+                return Err(Error::Config(format!("{hf}: incomplete q/k/v projections")));
+            };
+            out.push((format!("{ours}.attn.in_proj_weight"), Tensor::cat(&[q, k, v], 0)));
+            out.push((format!("{ours}.attn.in_proj_bias"), Tensor::cat(&[qb, kb, vb], 0)));
+            for (hf_name, name) in [
+                ("self_attn.out_proj", "attn.out_proj"),
+                ("layer_norm1", "ln_1"),
+                ("layer_norm2", "ln_2"),
+                ("mlp.fc1", "mlp.c_fc"),
+                ("mlp.fc2", "mlp.c_proj"),
+            ] {
+                for param in ["weight", "bias"] {
+                    if let Some(t) = take(&format!("{hf}.{hf_name}.{param}")) {
+                        out.push((format!("{ours}.{name}.{param}"), t));
+                    }
+                }
+            }
+        }
+    }
+    let renames = [
+        ("logit_scale", "logit_scale"),
+        ("text_model.embeddings.token_embedding.weight", "token_embedding.weight"),
+        ("text_model.embeddings.position_embedding.weight", "positional_embedding"),
+        ("text_model.final_layer_norm.weight", "ln_final.weight"),
+        ("text_model.final_layer_norm.bias", "ln_final.bias"),
+        ("vision_model.embeddings.class_embedding", "visual.class_embedding"),
+        ("vision_model.embeddings.patch_embedding.weight", "visual.conv1.weight"),
+        ("vision_model.embeddings.position_embedding.weight", "visual.positional_embedding"),
+        ("vision_model.pre_layrnorm.weight", "visual.ln_pre.weight"),
+        ("vision_model.pre_layrnorm.bias", "visual.ln_pre.bias"),
+        ("vision_model.post_layernorm.weight", "visual.ln_post.weight"),
+        ("vision_model.post_layernorm.bias", "visual.ln_post.bias"),
+    ];
+    for (hf, ours) in renames {
+        if let Some(t) = map.remove(hf) {
+            out.push((ours.to_owned(), t));
+        }
+    }
+    // Hugging Face stores the projections as Linear weights, [out, in]; CLIP right-multiplies.
+    for (hf, ours) in [("text_projection.weight", "text_projection"), ("visual_projection.weight", "visual.proj")] {
+        if let Some(t) = map.remove(hf) {
+            out.push((ours.to_owned(), t.tr().contiguous()));
+        }
+    }
+    // Position ids are an index buffer, not weights; anything else left is reported as unexpected.
+    map.retain(|k, _| !k.ends_with("embeddings.position_ids"));
+    out.extend(map);
+    Ok(out)
+}
+
+/// The architecture of an OpenAI-layout state dict, as OpenAI's `build_model` infers it (heads
+/// from widths, 64 channels per head). Only for OpenAI-style checkpoints: other head widths need
+/// a config.
+pub fn infer_config(tensors: &[(String, Tensor)], quick_gelu: bool) -> Result<ClipConfig> {
+    let shapes: BTreeMap<&str, Vec<i64>> = tensors.iter().map(|(k, t)| (k.as_str(), t.size())).collect();
+    let shape = |key: &str| shapes.get(key).cloned().ok_or_else(|| Error::Config(format!("cannot infer the architecture: no {key}")));
+    let distinct = |prefix: &str, part: usize| {
+        let mut seen: Vec<&str> = shapes.keys().filter(|k| k.starts_with(prefix)).filter_map(|k| k.split('.').nth(part)).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.len() as i64
+    };
+    let vision = if shapes.contains_key("visual.proj") {
+        let conv = shape("visual.conv1.weight")?;
+        let (width, patch) = (conv[0], conv[3]);
+        let tokens = shape("visual.positional_embedding")?[0];
+        let grid = ((tokens - 1) as f64).sqrt().round() as i64;
+        let layers = shapes.keys().filter(|k| k.starts_with("visual.") && k.ends_with(".attn.in_proj_weight")).count() as i64;
+        VisionConfig::Vit(VitConfig { image_size: patch * grid, patch_size: patch, width, layers, heads: width / 64, mlp_ratio: 4.0 })
+    } else {
+        let layers = [1, 2, 3, 4].map(|b| distinct(&format!("visual.layer{b}."), 2));
+        let width = shape("visual.layer1.0.conv1.weight")?[0];
+        let tokens = shape("visual.attnpool.positional_embedding")?[0];
+        let image_size = 32 * ((tokens - 1) as f64).sqrt().round() as i64;
+        VisionConfig::ResNet(ResNetConfig { image_size, layers, width, heads: width * 32 / 64 })
+    };
+    let text_width = shape("ln_final.weight")?[0];
+    let text = TextConfig {
+        context_length: shape("positional_embedding")?[0],
+        vocab_size: shape("token_embedding.weight")?[0],
+        width: text_width,
+        heads: text_width / 64,
+        layers: distinct("transformer.resblocks.", 2),
+        mlp_ratio: 4.0,
+    };
+    let vision_heads = match &vision {
+        VisionConfig::Vit(v) => v.heads,
+        VisionConfig::ResNet(r) => r.heads,
+    };
+    if text.heads == 0 || vision_heads == 0 || text.width % 64 != 0 {
+        return Err(Error::Config(
+            "cannot infer the attention heads: the widths are not OpenAI's multiples of 64; give a model config".into(),
+        ));
+    }
+    Ok(ClipConfig { embed_dim: shape("text_projection")?[1], quick_gelu, vision, text })
+}
