@@ -5,7 +5,9 @@
 mod convert;
 mod dist_check;
 mod doctor;
+mod embed;
 mod launch;
+mod npy;
 mod tokenize;
 
 use std::process::ExitCode;
@@ -27,6 +29,38 @@ enum Command {
         input: std::path::PathBuf,
         /// The .safetensors file to write.
         output: std::path::PathBuf,
+    },
+    /// Write L2-normalised image or text embeddings as a float32 .npy file.
+    #[command(group(clap::ArgGroup::new("arch").required(true).args(["model", "model_config"])))]
+    #[command(group(clap::ArgGroup::new("input").required(true).args(["images", "texts"])))]
+    Embed {
+        /// A preset: RN50, RN101, RN50x4, RN50x16, RN50x64, ViT-B-32, ViT-B-16, ViT-L-14, ViT-L-14-336 (and -quickgelu).
+        #[arg(long)]
+        model: Option<String>,
+        /// An open_clip model-config JSON file.
+        #[arg(long)]
+        model_config: Option<std::path::PathBuf>,
+        /// Weights: OpenAI .pt, open_clip or Hugging Face safetensors.
+        #[arg(long)]
+        weights: Option<std::path::PathBuf>,
+        /// Embed with random weights (no --weights).
+        #[arg(long)]
+        random_init: bool,
+        /// A folder: every image file directly in it, in byte order of file name.
+        #[arg(long)]
+        images: Option<std::path::PathBuf>,
+        /// A text file: one text per line.
+        #[arg(long)]
+        texts: Option<std::path::PathBuf>,
+        /// The .npy file to write.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Inputs per forward pass.
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        /// auto, cpu, cuda or cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: clip_tensor::device::DeviceSpec,
     },
     /// Report the libtorch in use, CUDA devices, cuDNN, threads and collective backends.
     Doctor,
@@ -73,6 +107,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Convert { input, output } => convert::run(&input, &output),
         Command::Doctor => doctor::run(),
+        Command::Embed { model, model_config, weights, random_init, images, texts, out, batch_size, device } => {
+            let input = match (images, texts) {
+                (Some(dir), None) => Ok(embed::Input::Images(dir)),
+                (None, Some(file)) => Ok(embed::Input::Texts(file)),
+                _ => Err(anyhow::anyhow!("give exactly one of --images and --texts")),
+            };
+            input.and_then(|input| {
+                embed::run(&embed::Options { model, model_config, weights, random_init, input, out, batch_size, device })
+            })
+        }
         Command::DistCheck { device, rounds, interval_ms, elements } => dist_check::run(&dist_check::Options {
             device,
             rounds,

@@ -4,3 +4,4 @@ mod doctor; // runs without LD_LIBRARY_PATH and reports what it loaded
 mod tokenize; // stdin lines to JSON id rows, in order, invalid UTF-8 replaced with a warning
 mod launch; // clip launch and torchrun run multi-rank jobs of the clip binary on loopback
 mod convert; // every weights format becomes open_clip-layout safetensors that load to the same model
+mod embed; // clip embed writes the library's normalised features as .npy, skipping unreadable images

@@ -1,0 +1,194 @@
+//! `clip embed`: L2-normalised image or text embeddings as a float32 `.npy` (open_clip's
+//! `encode_image` / `encode_text(normalize=True)`).
+//!
+//! Images are every image file directly in the folder, in byte order of file name; one that
+//! cannot be read is skipped with a warning, and `OUT.files.txt` lists, row by row, the files
+//! that were embedded. Texts are one per line.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clip_data::{PreprocessConfig, SourceImage};
+use clip_model::{ClipConfig, ClipModel, WeightsFormat, l2_normalize, weights};
+use clip_tensor::device::DeviceSpec;
+use clip_tokenizer::Tokenizer;
+use rayon::prelude::*;
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+use crate::npy;
+
+/// What to embed.
+pub(crate) enum Input {
+    Images(PathBuf),
+    Texts(PathBuf),
+}
+
+/// `clip embed`'s options.
+pub(crate) struct Options {
+    pub(crate) model: Option<String>,
+    pub(crate) model_config: Option<PathBuf>,
+    pub(crate) weights: Option<PathBuf>,
+    pub(crate) random_init: bool,
+    pub(crate) input: Input,
+    pub(crate) out: PathBuf,
+    pub(crate) batch_size: usize,
+    pub(crate) device: DeviceSpec,
+}
+
+const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif"];
+
+/// Progress on stderr: a rewritten line on a terminal, occasional lines otherwise.
+struct Progress {
+    what: &'static str,
+    total: usize,
+    done: usize,
+    tty: bool,
+}
+
+impl Progress {
+    fn advance(&mut self, n: usize) {
+        let before = self.done * 10 / self.total.max(1);
+        self.done += n;
+        if self.tty {
+            eprint!("\r{}: {}/{}", self.what, self.done, self.total);
+            let _ = std::io::stderr().flush();
+        } else if self.done * 10 / self.total.max(1) != before || self.done == self.total {
+            eprintln!("{}: {}/{}", self.what, self.done, self.total);
+        }
+    }
+
+    fn finish(&self) {
+        if self.tty {
+            eprintln!();
+        }
+    }
+}
+
+fn build_model(options: &Options, device: Device) -> Result<(VarStore, ClipModel)> {
+    let format = options.weights.as_deref().map(weights::detect_format).transpose()?;
+    let mut config = match (&options.model, &options.model_config) {
+        (Some(name), None) => ClipConfig::named(name)?,
+        (None, Some(path)) => ClipConfig::from_json(&std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?)
+            .with_context(|| format!("model config {}", path.display()))?,
+        _ => bail!("give exactly one of --model and --model-config"),
+    };
+    if format.is_some_and(WeightsFormat::requires_quick_gelu) && !config.quick_gelu {
+        eprintln!("clip embed: warning: OpenAI weights use QuickGELU; building the model with QuickGELU although the config says GELU");
+        config.quick_gelu = true;
+    }
+    let vs = VarStore::new(device);
+    let model = ClipModel::new(vs.root(), &config);
+    match (&options.weights, options.random_init) {
+        (Some(path), _) => {
+            weights::load_weights(&vs, path).with_context(|| format!("loading {}", path.display()))?;
+        }
+        (None, true) => eprintln!("clip embed: warning: random weights (--random-init): the embeddings mean nothing"),
+        (None, false) => bail!("no --weights given; pass --random-init to embed with random weights on purpose"),
+    }
+    Ok((vs, model))
+}
+
+pub(crate) fn run(options: &Options) -> Result<()> {
+    if options.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let device = options.device.resolve()?;
+    let (_vs, model) = build_model(options, device)?;
+    let _guard = tch::no_grad_guard();
+    let (rows, names) = match &options.input {
+        Input::Texts(path) => (embed_texts(&model, path, options.batch_size, device)?, None),
+        Input::Images(dir) => {
+            let (rows, names) = embed_images(&model, dir, options.batch_size, device)?;
+            (rows, Some(names))
+        }
+    };
+    let dim = model.config.embed_dim as usize;
+    let count = rows.len() / dim;
+    npy::write_f32(&options.out, &rows, count, dim)?;
+    if let Some(names) = names {
+        let list = options.out.with_extension("files.txt");
+        clip_tensor::atomic::atomic_write(&list, |w| w.write_all(names.join("\n").as_bytes()))
+            .with_context(|| format!("writing {}", list.display()))?;
+    }
+    eprintln!("clip embed: wrote {count} x {dim} to {}", options.out.display());
+    Ok(())
+}
+
+fn to_rows(features: &Tensor) -> Result<Vec<f32>> {
+    let normalized = l2_normalize(features).to_kind(Kind::Float).to_device(Device::Cpu).contiguous();
+    Ok(Vec::<f32>::try_from(normalized.view([-1]))?)
+}
+
+fn embed_texts(model: &ClipModel, path: &Path, batch_size: usize, device: Device) -> Result<Vec<f32>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    let context = model.config.text.context_length as usize;
+    let tokenizer = Tokenizer::get();
+    let mut progress = Progress { what: "embedding texts", total: lines.len(), done: 0, tty: std::io::stderr().is_terminal() };
+    let mut rows = Vec::with_capacity(lines.len() * model.config.embed_dim as usize);
+    for chunk in lines.chunks(batch_size) {
+        let ids: Vec<i64> = tokenizer.tokenize_batch(chunk, context)?.into_iter().map(i64::from).collect();
+        let ids = Tensor::from_slice(&ids).view([chunk.len() as i64, context as i64]).to_device(device);
+        rows.extend(to_rows(&model.encode_text(&ids))?);
+        progress.advance(chunk.len());
+    }
+    progress.finish();
+    Ok(rows)
+}
+
+fn embed_images(model: &ClipModel, dir: &Path, batch_size: usize, device: Device) -> Result<(Vec<f32>, Vec<String>)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading folder {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .filter(|p| p.extension().is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str())))
+        .collect();
+    // Byte order of file names, not locale order.
+    files.sort_by(|a, b| a.file_name().map(|n| n.as_encoded_bytes().to_vec()).cmp(&b.file_name().map(|n| n.as_encoded_bytes().to_vec())));
+    let size = model.config.vision.image_size() as u32;
+    let preprocess = PreprocessConfig::openai(size);
+    let mut progress = Progress { what: "embedding images", total: files.len(), done: 0, tty: std::io::stderr().is_terminal() };
+    let (mut rows, mut names, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+    for chunk in files.chunks(batch_size) {
+        let decoded: Vec<(&PathBuf, Result<Vec<f32>, String>)> = chunk
+            .par_iter()
+            .map(|path| {
+                let pixels = std::fs::read(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|bytes| SourceImage::decode(&bytes).map_err(|e| e.to_string()))
+                    .map(|image| preprocess.apply(&image));
+                (path, pixels)
+            })
+            .collect();
+        let mut batch = Vec::new();
+        for (path, pixels) in decoded {
+            match pixels {
+                Ok(p) => {
+                    batch.extend(p);
+                    names.push(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+                }
+                Err(reason) => {
+                    eprintln!("\nclip embed: warning: skipping {}: {reason}", path.display());
+                    skipped.push(path.display().to_string());
+                }
+            }
+        }
+        let n = batch.len() / (3 * size as usize * size as usize);
+        if n > 0 {
+            let images = Tensor::from_slice(&batch).view([n as i64, 3, i64::from(size), i64::from(size)]).to_device(device);
+            rows.extend(to_rows(&model.encode_image(&images))?);
+        }
+        progress.advance(chunk.len());
+    }
+    progress.finish();
+    if !skipped.is_empty() {
+        eprintln!("clip embed: skipped {} of {} files that could not be read: {}", skipped.len(), files.len(), skipped.join(", "));
+    }
+    if names.is_empty() {
+        bail!("no readable image in {}", dir.display());
+    }
+    Ok((rows, names))
+}

@@ -1,0 +1,134 @@
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clip_data::{PreprocessConfig, SourceImage};
+use clip_model::{ClipConfig, ClipModel, l2_normalize};
+use clip_tensor::safetensors::save_var_store;
+use clip_tokenizer::Tokenizer;
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+fn workspace(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+/// A tiny ViT with the real vocabulary, so that real text can be embedded.
+const CONFIG: &str = r#"{"embed_dim": 16, "quick_gelu": true,
+  "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
+  "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}}"#;
+
+/// Reads a float32 .npy written by `clip embed`: (rows, cols, values).
+fn read_npy(path: &Path) -> (usize, usize, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    assert!(bytes.starts_with(b"\x93NUMPY\x01\x00"));
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    assert!(header.contains("'descr': '<f4'") && header.ends_with('\n') && (10 + header_len) % 64 == 0, "{header}");
+    let shape = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
+    let dims: Vec<usize> = shape.split(',').filter_map(|d| d.trim().parse().ok()).collect();
+    let values = bytes[10 + header_len..].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    (dims[0], dims[1], values)
+}
+
+struct Setup {
+    dir: PathBuf,
+    config: PathBuf,
+    weights: PathBuf,
+    model: ClipModel,
+    _vs: VarStore,
+}
+
+fn setup(name: &str) -> Setup {
+    let dir = std::env::temp_dir().join(format!("clip-embed-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config_path = dir.join("tiny.json");
+    std::fs::write(&config_path, CONFIG).unwrap();
+    tch::manual_seed(3);
+    let vs = VarStore::new(Device::Cpu);
+    let model = ClipModel::new(vs.root(), &ClipConfig::from_json(CONFIG).unwrap());
+    let weights = dir.join("tiny.safetensors");
+    save_var_store(&vs, &weights).unwrap();
+    Setup { dir, config: config_path, weights, model, _vs: vs }
+}
+
+fn embed(s: &Setup, input: &[&str], out: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_clip"))
+        .arg("embed")
+        .arg("--model-config")
+        .arg(&s.config)
+        .arg("--weights")
+        .arg(&s.weights)
+        .args(input)
+        .arg("--out")
+        .arg(out)
+        .args(["--batch-size", "3", "--device", "cpu"])
+        .output()
+        .unwrap()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn texts_are_embedded_in_order_as_the_library_does() {
+    let s = setup("texts");
+    let lines = ["a photo of a cat", "A DOG!", "", "東京タワー &amp; more", "x y z", "the last line"];
+    let texts = s.dir.join("texts.txt");
+    std::fs::write(&texts, lines.join("\n")).unwrap();
+    let out = s.dir.join("texts.npy");
+    let output = embed(&s, &["--texts", texts.to_str().unwrap()], &out);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (rows, cols, values) = read_npy(&out);
+    assert_eq!((rows, cols), (lines.len(), 16));
+    let ids: Vec<i64> = Tokenizer::get().tokenize_batch(&lines, 77).unwrap().into_iter().map(i64::from).collect();
+    let ids = Tensor::from_slice(&ids).view([lines.len() as i64, 77]);
+    let _guard = tch::no_grad_guard();
+    let expected = Vec::<f32>::try_from(l2_normalize(&s.model.encode_text(&ids)).view([-1])).unwrap();
+    assert!(max_diff(&values, &expected) < 1e-6);
+    std::fs::remove_dir_all(&s.dir).unwrap();
+}
+
+#[test]
+fn images_in_byte_order_with_unreadable_ones_skipped() {
+    let s = setup("images");
+    let images = s.dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let source = workspace("clip-data/tests/fixtures/images");
+    for (name, from) in [("b.png", "chelsea.png"), ("a.jpg", "rocket.jpg"), ("C.gif", "no_time_for_that_tiny.gif"), ("d.png", "camera.png")] {
+        std::fs::copy(source.join(from), images.join(name)).unwrap();
+    }
+    std::fs::write(images.join("broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    std::fs::write(images.join("notes.txt"), b"not an image").unwrap();
+    let out = s.dir.join("images.npy");
+    let output = embed(&s, &["--images", images.to_str().unwrap()], &out);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("skipping") && stderr.contains("broken.png") && stderr.contains("skipped 1 of 5"), "{stderr}");
+    let listed = std::fs::read_to_string(out.with_extension("files.txt")).unwrap();
+    let order = ["C.gif", "a.jpg", "b.png", "d.png"]; // byte order: upper case first
+    assert_eq!(listed.lines().collect::<Vec<_>>(), order);
+    let (rows, cols, values) = read_npy(&out);
+    assert_eq!((rows, cols), (4, 16));
+    let preprocess = PreprocessConfig::openai(32);
+    let pixels: Vec<f32> = order
+        .iter()
+        .flat_map(|f| preprocess.apply(&SourceImage::decode(&std::fs::read(images.join(f)).unwrap()).unwrap()))
+        .collect();
+    let batch = Tensor::from_slice(&pixels).view([4, 3, 32, 32]).to_kind(Kind::Float);
+    let _guard = tch::no_grad_guard();
+    let expected = Vec::<f32>::try_from(l2_normalize(&s.model.encode_image(&batch)).view([-1])).unwrap();
+    assert!(max_diff(&values, &expected) < 1e-5);
+    std::fs::remove_dir_all(&s.dir).unwrap();
+}
+
+#[test]
+fn refuses_to_embed_without_weights_unless_asked() {
+    let output = Command::new(env!("CARGO_BIN_EXE_clip"))
+        .args(["embed", "--model", "ViT-B-32", "--texts", "/dev/null", "--out", "/tmp/never.npy"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--random-init"));
+}
