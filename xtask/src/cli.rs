@@ -21,6 +21,8 @@ commands:
   bench-zeroshot [args...]     likewise for `clip bench-zeroshot`
   bench-linear-probe [args...] likewise for `clip bench-linear-probe`
   doctor                       likewise for `clip doctor`
+  parity               set up with the oracles, build `clip`, and compare `clip embed` with
+                       open_clip on full-size ViT-B-32 and RN50 (random weights; scripts/parity.py)
 ";
 
 /// `clip` subcommands that xtask forwards after building the binary.
@@ -68,6 +70,10 @@ pub(crate) fn main() -> Result<ExitCode> {
             let mut clip_args = vec![command.clone()];
             clip_args.extend(rest);
             run::clip(&root, &torch, &clip_args)
+        }
+        "parity" => {
+            let torch = setup::ensure(&root, setup::Options { oracles: true, verbose: false })?;
+            run::parity(&root, &torch)
         }
         "help" | "-h" | "--help" => {
             print!("{USAGE}");

@@ -44,8 +44,8 @@ pub(crate) fn test(root: &Path, torch: &Libtorch, args: &[String]) -> Result<Exi
     Ok(exit_code(status))
 }
 
-/// Builds `clip` in release mode and runs it with `args`.
-pub(crate) fn clip(root: &Path, torch: &Libtorch, args: &[String]) -> Result<ExitCode> {
+/// Builds `target/release/clip` and returns its path.
+fn build_clip(root: &Path, torch: &Libtorch) -> Result<PathBuf> {
     let status = cargo(root, torch)
         .args(["build", "--release", "--package", "clip-cli", "--bin", "clip"])
         .status()
@@ -53,11 +53,29 @@ pub(crate) fn clip(root: &Path, torch: &Libtorch, args: &[String]) -> Result<Exi
     if !status.success() {
         bail!("building clip failed ({status})");
     }
-    let binary = target_dir(root).join("release").join("clip");
+    Ok(target_dir(root).join("release").join("clip"))
+}
+
+/// Builds `clip` in release mode and runs it with `args`.
+pub(crate) fn clip(root: &Path, torch: &Libtorch, args: &[String]) -> Result<ExitCode> {
+    let binary = build_clip(root, torch)?;
     let status = Command::new(&binary)
         .args(args)
         .status()
         .with_context(|| format!("running {}", binary.display()))?;
+    Ok(exit_code(status))
+}
+
+/// `scripts/parity.py` with the project's Python and a fresh release `clip`.
+pub(crate) fn parity(root: &Path, torch: &Libtorch) -> Result<ExitCode> {
+    let binary = build_clip(root, torch)?;
+    let python = crate::libtorch::venv_dir(root).join("bin").join("python");
+    let status = Command::new(&python)
+        .arg(root.join("scripts").join("parity.py"))
+        .arg(&binary)
+        .arg(target_dir(root).join("parity"))
+        .status()
+        .with_context(|| format!("running {}", python.display()))?;
     Ok(exit_code(status))
 }
 
