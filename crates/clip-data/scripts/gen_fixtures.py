@@ -3,7 +3,8 @@
 
 Sources (tests/fixtures/images/): scikit-image's bundled sample photos (chelsea, coffee: RGB
 PNG; camera: grey PNG; logo: RGBA PNG; rocket: JPEG; no_time_for_that_tiny: GIF), plus variants of
-chelsea this script writes with PIL: a palette PNG, a grey+alpha PNG and a 16-bit RGB PNG.
+chelsea this script writes with PIL: a palette PNG, a grey+alpha PNG, a CMYK JPEG, lossless and
+lossy WebP, and (by hand) a 16-bit RGB PNG.
 
 For each image and each size in (64, 224), and chelsea also at 336: `<file>@<size>` = the uint8 [size, size, 3] image
 that open_clip's eval transform hands to ToTensor (Resize(size, BICUBIC) → CenterCrop(size) →
@@ -32,6 +33,9 @@ def variants():
     la = chelsea.convert("L").copy()
     alpha = Image.linear_gradient("L").resize(chelsea.size)
     Image.merge("LA", (la, alpha)).save(IMAGES / "chelsea_la.png")
+    chelsea.convert("CMYK").save(IMAGES / "chelsea_cmyk.jpg", quality=95)
+    chelsea.save(IMAGES / "chelsea_lossless.webp", lossless=True)
+    chelsea.save(IMAGES / "chelsea_lossy.webp", quality=80)
     # PIL cannot write 16-bit colour PNGs: write one by hand (low bytes vary, high bytes = chelsea).
     arr = np.asarray(chelsea).astype(np.uint16) * 256 + np.arange(3, dtype=np.uint16) * 85
     write_png16(IMAGES / "chelsea_16bit.png", arr)

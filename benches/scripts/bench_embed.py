@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Side-by-side encoder benchmark: clip-rs (benches/src/bin/bench_model.rs) against open_clip
+3.3.0 on the same machine, same thread count, alternating runs, one process per run so that each
+run's peak RSS is its own. Random weights and inputs (timing does not depend on values).
+
+    cargo build --release -p clip-benches --bin bench_model
+    .venv/bin/python benches/scripts/bench_embed.py [--repeats 3] [--iters 5] [--threads 2]
+"""
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+OURS = ROOT / "target" / "release" / "bench_model"
+
+THEIRS = r"""
+import json, resource, sys, time, torch, open_clip
+model_name, what, batch, iters, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+model = open_clip.create_model(model_name).eval()
+with torch.no_grad():
+    if what == "image":
+        s = model.visual.image_size
+        s = s[0] if isinstance(s, (tuple, list)) else s
+        x = torch.randn(batch, 3, s, s)
+        run = lambda: model.encode_image(x)
+    else:
+        x = torch.randint(0, model.vocab_size, (batch, model.context_length))
+        run = lambda: model.encode_text(x)
+    run()
+    times = []
+    for _ in range(iters):
+        t = time.perf_counter(); run(); times.append(time.perf_counter() - t)
+times.sort()
+print(json.dumps({"median_s": times[len(times) // 2], "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def run(cmd, env):
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--model", default="ViT-B-32")
+    args = p.parse_args()
+    import torch
+    env = dict(os.environ, LD_LIBRARY_PATH=str(pathlib.Path(torch.__file__).parent / "lib"))
+    workloads = [("image", 32), ("text", 256)]
+    print(f"{args.model}, {args.threads} threads, {args.iters} timed iterations per run, {args.repeats} runs each, medians")
+    for what, batch in workloads:
+        ours, theirs = [], []
+        for _ in range(args.repeats):
+            ours.append(run([str(OURS), args.model, what, str(batch), str(args.iters), str(args.threads)], env))
+            theirs.append(run([sys.executable, "-c", THEIRS, args.model, what, str(batch), str(args.iters), str(args.threads)], env))
+        t_ours = statistics.median(r["median_s"] for r in ours)
+        t_theirs = statistics.median(r["median_s"] for r in theirs)
+        m_ours = statistics.median(r["peak_rss_kb"] for r in ours) / 1024
+        m_theirs = statistics.median(r["peak_rss_kb"] for r in theirs) / 1024
+        print(f"  {what} batch {batch}: clip-rs {t_ours:.3f} s, open_clip {t_theirs:.3f} s, ratio {t_ours / t_theirs:.3f}; "
+              f"peak RSS clip-rs {m_ours:.0f} MiB, open_clip {m_theirs:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
