@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use clip_data::{PreprocessConfig, SourceImage};
 use clip_model::{ClipConfig, ClipModel, WeightsFormat, l2_normalize, weights};
 use clip_tensor::device::DeviceSpec;
+use clip_tensor::precision::{Precision, autocast};
 use clip_tokenizer::Tokenizer;
 use rayon::prelude::*;
 use tch::nn::VarStore;
@@ -35,6 +36,7 @@ pub(crate) struct Options {
     pub(crate) out: PathBuf,
     pub(crate) batch_size: usize,
     pub(crate) device: DeviceSpec,
+    pub(crate) precision: Precision,
 }
 
 const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif"];
@@ -97,10 +99,11 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     let device = options.device.resolve()?;
     let (_vs, model) = build_model(options, device)?;
     let _guard = tch::no_grad_guard();
+    let encode = Encoder { model: &model, device, precision: options.precision };
     let (rows, names) = match &options.input {
-        Input::Texts(path) => (embed_texts(&model, path, options.batch_size, device)?, None),
+        Input::Texts(path) => (embed_texts(&encode, path, options.batch_size)?, None),
         Input::Images(dir) => {
-            let (rows, names) = embed_images(&model, dir, options.batch_size, device)?;
+            let (rows, names) = embed_images(&encode, dir, options.batch_size)?;
             (rows, Some(names))
         }
     };
@@ -116,12 +119,34 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     Ok(())
 }
 
-fn to_rows(features: &Tensor) -> Result<Vec<f32>> {
-    let normalized = l2_normalize(features).to_kind(Kind::Float).to_device(Device::Cpu).contiguous();
-    Ok(Vec::<f32>::try_from(normalized.view([-1]))?)
+/// The model on its device, run at the requested precision (autocast for bf16/fp16).
+struct Encoder<'a> {
+    model: &'a ClipModel,
+    device: Device,
+    precision: Precision,
 }
 
-fn embed_texts(model: &ClipModel, path: &Path, batch_size: usize, device: Device) -> Result<Vec<f32>> {
+impl Encoder<'_> {
+    /// Normalised rows, as float32 on the CPU.
+    fn rows(&self, input: &Tensor, image: bool) -> Result<Vec<f32>> {
+        let input = input.to_device(self.device);
+        let features = autocast(self.device, self.precision, || {
+            let f = if image { self.model.encode_image(&input) } else { self.model.encode_text(&input) };
+            l2_normalize(&f.to_kind(Kind::Float))
+        })?;
+        Ok(Vec::<f32>::try_from(features.to_device(Device::Cpu).contiguous().view([-1]))?)
+    }
+}
+
+fn embed_texts(encode: &Encoder<'_>, path: &Path, batch_size: usize) -> Result<Vec<f32>> {
+    let model = encode.model;
+    if (model.config.text.vocab_size as usize) < clip_tokenizer::VOCAB_SIZE {
+        bail!(
+            "this model's vocabulary has {} tokens, fewer than the tokenizer's {}: it cannot embed text",
+            model.config.text.vocab_size,
+            clip_tokenizer::VOCAB_SIZE
+        );
+    }
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
@@ -131,15 +156,16 @@ fn embed_texts(model: &ClipModel, path: &Path, batch_size: usize, device: Device
     let mut rows = Vec::with_capacity(lines.len() * model.config.embed_dim as usize);
     for chunk in lines.chunks(batch_size) {
         let ids: Vec<i64> = tokenizer.tokenize_batch(chunk, context)?.into_iter().map(i64::from).collect();
-        let ids = Tensor::from_slice(&ids).view([chunk.len() as i64, context as i64]).to_device(device);
-        rows.extend(to_rows(&model.encode_text(&ids))?);
+        let ids = Tensor::from_slice(&ids).view([chunk.len() as i64, context as i64]);
+        rows.extend(encode.rows(&ids, false)?);
         progress.advance(chunk.len());
     }
     progress.finish();
     Ok(rows)
 }
 
-fn embed_images(model: &ClipModel, dir: &Path, batch_size: usize, device: Device) -> Result<(Vec<f32>, Vec<String>)> {
+fn embed_images(encode: &Encoder<'_>, dir: &Path, batch_size: usize) -> Result<(Vec<f32>, Vec<String>)> {
+    let model = encode.model;
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading folder {}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -178,8 +204,8 @@ fn embed_images(model: &ClipModel, dir: &Path, batch_size: usize, device: Device
         }
         let n = batch.len() / (3 * size as usize * size as usize);
         if n > 0 {
-            let images = Tensor::from_slice(&batch).view([n as i64, 3, i64::from(size), i64::from(size)]).to_device(device);
-            rows.extend(to_rows(&model.encode_image(&images))?);
+            let images = Tensor::from_slice(&batch).view([n as i64, 3, i64::from(size), i64::from(size)]);
+            rows.extend(encode.rows(&images, true)?);
         }
         progress.advance(chunk.len());
     }

@@ -61,6 +61,9 @@ enum Command {
         /// auto, cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
         device: clip_tensor::device::DeviceSpec,
+        /// fp32, or bf16/fp16 autocast.
+        #[arg(long, default_value = "fp32")]
+        precision: clip_tensor::precision::Precision,
     },
     /// Report the libtorch in use, CUDA devices, cuDNN, threads and collective backends.
     Doctor,
@@ -107,14 +110,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Convert { input, output } => convert::run(&input, &output),
         Command::Doctor => doctor::run(),
-        Command::Embed { model, model_config, weights, random_init, images, texts, out, batch_size, device } => {
+        Command::Embed { model, model_config, weights, random_init, images, texts, out, batch_size, device, precision } => {
             let input = match (images, texts) {
                 (Some(dir), None) => Ok(embed::Input::Images(dir)),
                 (None, Some(file)) => Ok(embed::Input::Texts(file)),
                 _ => Err(anyhow::anyhow!("give exactly one of --images and --texts")),
             };
             input.and_then(|input| {
-                embed::run(&embed::Options { model, model_config, weights, random_init, input, out, batch_size, device })
+                embed::run(&embed::Options { model, model_config, weights, random_init, input, out, batch_size, device, precision })
             })
         }
         Command::DistCheck { device, rounds, interval_ms, elements } => dist_check::run(&dist_check::Options {

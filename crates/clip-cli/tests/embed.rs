@@ -132,3 +132,33 @@ fn refuses_to_embed_without_weights_unless_asked() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--random-init"));
 }
+
+#[test]
+fn a_model_with_a_small_vocabulary_refuses_text_instead_of_crashing() {
+    let output = Command::new(env!("CARGO_BIN_EXE_clip"))
+        .arg("embed")
+        .arg("--model-config")
+        .arg(workspace("clip-model/tests/fixtures/tiny-vit.json"))
+        .arg("--weights")
+        .arg(workspace("clip-model/tests/fixtures/tiny-vit.safetensors"))
+        .args(["--texts", "/dev/null", "--out", "/tmp/never.npy", "--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot embed text"));
+}
+
+#[test]
+fn bf16_autocast_stays_close_to_fp32() {
+    let s = setup("bf16");
+    let texts = s.dir.join("texts.txt");
+    std::fs::write(&texts, "a photo of a cat\nsomething else entirely\n").unwrap();
+    let (fp32, bf16) = (s.dir.join("fp32.npy"), s.dir.join("bf16.npy"));
+    assert!(embed(&s, &["--texts", texts.to_str().unwrap()], &fp32).status.success());
+    let output = embed(&s, &["--texts", texts.to_str().unwrap(), "--precision", "bf16"], &bf16);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (a, b) = (read_npy(&fp32).2, read_npy(&bf16).2);
+    let d = max_diff(&a, &b);
+    assert!(d > 0.0 && d < 5e-2, "bf16 vs fp32: {d}");
+    std::fs::remove_dir_all(&s.dir).unwrap();
+}
