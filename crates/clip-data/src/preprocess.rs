@@ -71,8 +71,14 @@ fn png_is_indexed(bytes: &[u8]) -> bool {
 }
 
 impl SourceImage {
-    /// Decodes JPEG, PNG, WebP or GIF (first frame) bytes.
+    /// Decodes JPEG, PNG, WebP or GIF (first frame) bytes. A decoder that panics on hostile
+    /// input is contained: the panic becomes an error for this image alone.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
+        std::panic::catch_unwind(|| Self::decode_unguarded(bytes))
+            .unwrap_or_else(|_| Err(Error::Decode("the image decoder panicked on this file".into())))
+    }
+
+    fn decode_unguarded(bytes: &[u8]) -> Result<Self> {
         let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::Decode(e.to_string()))?;
         let format = reader.format().ok_or_else(|| Error::Decode("unrecognised image format".into()))?;
         let mut decoder = reader.into_decoder().map_err(|e| Error::Decode(e.to_string()))?;

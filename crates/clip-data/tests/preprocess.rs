@@ -77,3 +77,37 @@ fn broken_images_are_errors_not_panics() {
         assert!(matches!(result, Ok(Err(Error::Decode(_)))), "{what}: {result:?}");
     }
 }
+
+#[test]
+fn decompression_bombs_are_refused_before_decoding() {
+    // A valid PNG header claiming 100,000 x 100,000 pixels (10^10, over the 1.8·10^8 limit).
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend(100_000u32.to_be_bytes());
+    ihdr.extend(100_000u32.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    png.extend(13u32.to_be_bytes());
+    png.extend(&ihdr);
+    png.extend(crc32(&ihdr).to_be_bytes());
+    // A small (and far too short) image-data chunk, then the end chunk: the header is what counts.
+    for (kind, data) in [(&b"IDAT"[..], &b"\x78\x9c\x63\x00\x00\x00\x01\x00\x01"[..]), (&b"IEND"[..], &b""[..])] {
+        let chunk: Vec<u8> = kind.iter().chain(data).copied().collect();
+        png.extend((data.len() as u32).to_be_bytes());
+        png.extend(&chunk);
+        png.extend(crc32(&chunk).to_be_bytes());
+    }
+    let err = SourceImage::decode(&png).unwrap_err();
+    assert!(matches!(err, Error::TooLarge { width: 100_000, height: 100_000, .. }), "{err}");
+}
+
+/// PNG's CRC-32.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
