@@ -1,0 +1,56 @@
+use clip_data::builtin::{BuiltinDataset, BuiltinTask, COLOURS, COUNTS, SHAPES};
+
+#[test]
+fn samples_are_deterministic_and_seeds_differ() {
+    let (a, b) = (BuiltinDataset::new(7, 64), BuiltinDataset::new(8, 64));
+    for i in [0u64, 1, 1000, u64::MAX] {
+        let (x, y) = (a.sample(i), a.sample(i));
+        assert_eq!(x.image.pixels, y.image.pixels);
+        assert_eq!(x.caption, y.caption);
+        assert_ne!(x.image.pixels, b.sample(i).image.pixels);
+    }
+    assert_eq!(a.sample(3).image.pixels.len(), 64 * 64 * 3);
+}
+
+#[test]
+fn captions_name_what_is_drawn_and_the_object_is_there() {
+    let data = BuiltinDataset::new(1, 64);
+    let mut captions = std::collections::HashSet::new();
+    for i in 0..500 {
+        let s = data.sample(i);
+        let (shape, (colour, rgb)) = (SHAPES[s.labels.shape], COLOURS[s.labels.colour]);
+        assert!(s.caption.contains(colour) && s.caption.contains(shape), "{i}: {:?} for {:?}", s.caption, s.labels);
+        if s.labels.count > 1 {
+            assert!(s.caption.contains(COUNTS[s.labels.count - 1]), "{i}: {:?}", s.caption);
+        }
+        let painted = s.image.pixels.chunks_exact(3).filter(|p| *p == rgb).count();
+        assert!(painted >= 40, "{i}: only {painted} pixels of the object's colour");
+        captions.insert(s.caption);
+    }
+    assert!(captions.len() > 300, "captions should vary: {}", captions.len());
+}
+
+#[test]
+fn tasks_have_the_paper_style_classes_and_all_appear() {
+    for task in BuiltinTask::ALL {
+        let classes = task.classnames();
+        let expected = match task {
+            BuiltinTask::Shape => 6,
+            BuiltinTask::Colour => 8,
+            BuiltinTask::Count => 4,
+            BuiltinTask::Position => 5,
+        };
+        assert_eq!(classes.len(), expected, "{}", task.name());
+        assert!(task.templates().iter().all(|t| t.contains("{}")));
+        let mut seen = vec![0; classes.len()];
+        for i in 0..400 {
+            let (image, label) = task.sample(i, 32);
+            assert_eq!((image.width, image.height), (32, 32));
+            seen[label] += 1;
+        }
+        assert!(seen.iter().all(|&n| n >= 400 / classes.len() / 3), "{}: {seen:?}", task.name());
+    }
+    // Held out: evaluation scenes are not training scenes.
+    let train = BuiltinDataset::new(0, 32);
+    assert_ne!(BuiltinTask::Shape.sample(0, 32).0.pixels, train.sample(0).image.pixels);
+}
