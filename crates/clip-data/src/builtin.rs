@@ -209,7 +209,7 @@ pub enum BuiltinTask {
 }
 
 /// Evaluation draws come from their own seed space, apart from any training stream.
-const EVAL_SEED: u64 = 0x5EED_0F_E7A1_0000;
+const EVAL_SEED: u64 = 0x005E_ED0F_E7A1_0000;
 
 impl BuiltinTask {
     /// Every task.
