@@ -73,8 +73,11 @@ fn torchrun_launches_the_clip_binary() {
     // site-packages/torch -> the environment's bin/.
     let torchrun = libtorch.ancestors().nth(4).unwrap().join("bin/torchrun");
     assert!(torchrun.exists(), "{} not found", torchrun.display());
+    // A free port rather than torchrun's default 29500, which something else may hold.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
     let output = Command::new(&torchrun)
-        .args(["--nproc-per-node", "2", "--no-python", env!("CARGO_BIN_EXE_clip"), "dist-check", "--rounds", "2", "--elements", "1000"])
+        .args(["--nproc-per-node", "2", "--master-port", &port, "--no-python", env!("CARGO_BIN_EXE_clip")])
+        .args(["dist-check", "--rounds", "2", "--elements", "1000"])
         .output()
         .unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
