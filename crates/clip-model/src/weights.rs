@@ -40,43 +40,92 @@ impl WeightsFormat {
     }
 }
 
-/// Tells the format from the file's first bytes (not its name).
+/// Tells the format from the file's bytes (not its name): the first few, and for safetensors the
+/// key names in the header; tensor data is not read.
 pub fn detect_format(path: &Path) -> Result<WeightsFormat> {
+    match sniff(path)? {
+        Container::Zip => Ok(WeightsFormat::TorchScript),
+        Container::Safetensors => {
+            let keys = match safetensors_keys(path) {
+                Some(keys) => keys,
+                // A malformed header: let the reader say exactly what is wrong.
+                None => read_safetensors(path)?.into_iter().map(|(k, _)| k).collect(),
+            };
+            Ok(layout_of(keys.iter().map(String::as_str)))
+        }
+    }
+}
+
+/// What holds the tensors.
+enum Container {
+    Zip,
+    Safetensors,
+}
+
+fn sniff(path: &Path) -> Result<Container> {
     let mut head = [0u8; 9];
-    let mut file = File::open(path).map_err(|source| clip_tensor::Error::Io { path: path.to_path_buf(), source })?;
-    let n = file.read(&mut head).map_err(|source| clip_tensor::Error::Io { path: path.to_path_buf(), source })?;
+    let io = |source| clip_tensor::Error::Io { path: path.to_path_buf(), source };
+    let n = File::open(path).and_then(|mut f| f.read(&mut head)).map_err(io)?;
     let head = &head[..n];
-    let unsupported = |what: &str| Error::Config(format!("{}: {what}", path.display()));
     // Safetensors: an 8-byte little-endian header length, then the JSON header.
-    let safetensors = head.get(8) == Some(&b'{');
-    if !safetensors && head.starts_with(b"PK\x03\x04") {
+    if head.get(8) == Some(&b'{') {
+        return Ok(Container::Safetensors);
+    }
+    if head.starts_with(b"PK\x03\x04") {
         // A zip: TorchScript archives and torch.save checkpoints share it; only the former load.
-        return Ok(WeightsFormat::TorchScript);
+        return Ok(Container::Zip);
     }
-    if !safetensors && head.first() == Some(&0x80) && head.get(1).is_some_and(|p| (2..=5).contains(p)) {
-        return Err(unsupported(
-            "a pickled PyTorch checkpoint; clip-rs does not unpickle (it can run code): convert it to safetensors \
-             in Python, e.g. safetensors.torch.save_file(torch.load(f, weights_only=True), 'model.safetensors')",
-        ));
+    if head.first() == Some(&0x80) && head.get(1).is_some_and(|p| (2..=5).contains(p)) {
+        return Err(Error::Config(format!(
+            "{}: a pickled PyTorch checkpoint; clip-rs does not unpickle (it can run code): convert it to \
+             safetensors in Python, e.g. safetensors.torch.save_file(torch.load(f, weights_only=True), \
+             'model.safetensors')",
+            path.display()
+        )));
     }
-    let tensors = read_safetensors(path)?;
-    let hf = tensors.iter().any(|(name, _)| name.starts_with("vision_model.") || name.starts_with("text_model."));
-    Ok(if hf { WeightsFormat::HuggingFace } else { WeightsFormat::OpenClip })
+    // Anything else: the safetensors reader names the problem.
+    Ok(Container::Safetensors)
+}
+
+/// The tensor names in a safetensors header, without reading the data; `None` if malformed.
+fn safetensors_keys(path: &Path) -> Option<Vec<String>> {
+    let mut file = File::open(path).ok()?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).ok()?;
+    let len = usize::try_from(u64::from_le_bytes(len)).ok().filter(|&n| n <= 100 << 20)?;
+    let mut header = vec![0u8; len];
+    file.read_exact(&mut header).ok()?;
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&header).ok()?;
+    Some(map.into_iter().map(|(k, _)| k).filter(|k| k != "__metadata__").collect())
+}
+
+fn layout_of<'a>(mut keys: impl Iterator<Item = &'a str>) -> WeightsFormat {
+    if keys.any(|k| k.starts_with("vision_model.") || k.starts_with("text_model.")) {
+        WeightsFormat::HuggingFace
+    } else {
+        WeightsFormat::OpenClip
+    }
 }
 
 /// Every tensor of a weights file, under open_clip's key names, on the CPU.
 pub fn read_weights(path: &Path) -> Result<(WeightsFormat, Vec<(String, Tensor)>)> {
-    let format = detect_format(path)?;
-    let tensors = match format {
-        WeightsFormat::OpenClip => strip_module_prefix(read_safetensors(path)?),
-        WeightsFormat::HuggingFace => from_hugging_face(read_safetensors(path)?)?,
-        WeightsFormat::TorchScript => from_torchscript(read_torchscript(path).map_err(|e| {
-            Error::Config(format!(
-                "{e} (a zip that is not TorchScript is usually a pickled torch.save checkpoint, which clip-rs does not read)"
-            ))
-        })?),
-    };
-    Ok((format, tensors))
+    match sniff(path)? {
+        Container::Zip => {
+            let tensors = read_torchscript(path).map_err(|e| {
+                Error::Config(format!(
+                    "{e} (a zip that is not TorchScript is usually a pickled torch.save checkpoint, which clip-rs does not read)"
+                ))
+            })?;
+            Ok((WeightsFormat::TorchScript, from_torchscript(tensors)))
+        }
+        Container::Safetensors => {
+            let tensors = read_safetensors(path)?;
+            match layout_of(tensors.iter().map(|(k, _)| k.as_str())) {
+                WeightsFormat::HuggingFace => Ok((WeightsFormat::HuggingFace, from_hugging_face(tensors)?)),
+                _ => Ok((WeightsFormat::OpenClip, strip_module_prefix(tensors))),
+            }
+        }
+    }
 }
 
 /// Loads a weights file of any supported format into `vs` (built for the matching config):
