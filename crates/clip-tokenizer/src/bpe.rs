@@ -113,7 +113,7 @@ impl Vocab {
     /// `limit` ids stop changing: merges act locally, so ids far from the prefix's end are final.
     pub(crate) fn bpe_prefix(&self, bytes: &[u8], limit: usize) -> Vec<u32> {
         const CACHEABLE: usize = 64;
-        let window = (limit.max(1) * 16).max(256);
+        let window = limit.max(1).saturating_mul(16).max(256);
         if bytes.len() <= window {
             return self.bpe_cached(bytes, bytes.len() <= CACHEABLE);
         }
