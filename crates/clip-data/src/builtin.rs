@@ -43,6 +43,19 @@ pub struct SceneLabels {
     pub large: bool,
 }
 
+impl SceneLabels {
+    /// A scene of `count` objects with random shape, colour, and (alone) position and size.
+    fn draw(count: usize, rng: &mut ChaCha8Rng) -> Self {
+        Self {
+            shape: rng.random_range(0..SHAPES.len()),
+            colour: rng.random_range(0..COLOURS.len()),
+            count,
+            position: (count == 1).then(|| rng.random_range(0..POSITIONS.len())),
+            large: count == 1 && rng.random_bool(0.5),
+        }
+    }
+}
+
 /// One rendered image with its caption.
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -79,13 +92,7 @@ impl BuiltinDataset {
     pub fn sample(&self, index: u64) -> Sample {
         let mut rng = stream(self.seed, index);
         let count = if rng.random_bool(0.5) { 1 } else { rng.random_range(2..=4) };
-        let labels = SceneLabels {
-            shape: rng.random_range(0..SHAPES.len()),
-            colour: rng.random_range(0..COLOURS.len()),
-            count,
-            position: (count == 1).then(|| rng.random_range(0..POSITIONS.len())),
-            large: count == 1 && rng.random_bool(0.5),
-        };
+        let labels = SceneLabels::draw(count, &mut rng);
         let image = render(&labels, self.image_size, &mut rng);
         let caption = caption(&labels, &mut rng);
         Sample { image, caption, labels }
@@ -249,13 +256,7 @@ impl BuiltinTask {
     pub fn sample(self, index: u64, image_size: u32) -> (SourceImage, usize) {
         let mut rng = stream(EVAL_SEED ^ (self as u64 + 1).wrapping_mul(0xA5A5_A5A5), index);
         let count = if self == Self::Count { rng.random_range(1..=4) } else { 1 };
-        let labels = SceneLabels {
-            shape: rng.random_range(0..SHAPES.len()),
-            colour: rng.random_range(0..COLOURS.len()),
-            count,
-            position: (count == 1).then(|| rng.random_range(0..POSITIONS.len())),
-            large: count == 1 && rng.random_bool(0.5),
-        };
+        let labels = SceneLabels::draw(count, &mut rng);
         let label = match self {
             Self::Shape => labels.shape,
             Self::Colour => labels.colour,
