@@ -76,6 +76,8 @@ fn early_stop_equals_cleaning_everything() {
         (0..500).map(|i| format!("{line} {i} &am")).collect::<Vec<_>>().join("\np;"),
         format!("{}&amp;\n<b>x</b> &amp; {}", "word ".repeat(300_000), "tail ".repeat(100)),
         "\n".repeat(2000) + "late text after many empty lines",
+        // Many short lines: prefixes are offered at doublings, not per line.
+        "\n \t\n".repeat(100_000) + &line.repeat(30),
     ];
     for text in &texts {
         for context_length in [8, 77] {

@@ -28,13 +28,15 @@ fn is_plain(text: &str) -> bool {
 
 /// open_clip's `_clean_lower`: `whitespace_clean(basic_clean(text)).lower()`.
 pub fn clean(text: &str) -> String {
+    if is_plain(text) { clean_plain(text) } else { finish(&ftfy::fix_text(text)) }
+}
+
+/// [`clean`] for text that [`is_plain`]: only whitespace and case change.
+fn clean_plain(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    if is_plain(text) {
-        push_words(&mut out, text);
-        out.make_ascii_lowercase();
-        return out;
-    }
-    finish(&ftfy::fix_text(text))
+    push_words(&mut out, text);
+    out.make_ascii_lowercase();
+    out
 }
 
 /// The steps after ftfy: HTML unescaping twice, whitespace collapse, lower case.
@@ -44,10 +46,14 @@ fn finish(fixed: &str) -> String {
     py_lower(&out)
 }
 
-/// Cleaned text of ever longer prefixes of `text`, one per ftfy segment (a line, or a million
-/// code points), each with whether it is the whole text. Segments are fixed independently, so a
-/// prefix's cleaned text agrees with the whole text's except near its end.
+/// Cleaned text of ever longer prefixes of `text`, each with whether it is the whole text. ftfy
+/// fixes segments (lines, or a million code points) independently, so a prefix made of whole
+/// segments cleans to the whole text's cleaning except near its end. A prefix is offered each time
+/// the fixed text has at least doubled, so the total work stays linear in the text however many
+/// short lines it has.
 pub(crate) fn clean_prefixes(text: &str) -> impl Iterator<Item = (String, bool)> + '_ {
+    /// Fixed text gathered before the first prefix is offered.
+    const FIRST: usize = 4096;
     let plain = is_plain(text);
     let mut segments = ftfy::Segments::new(text);
     let mut fixed = String::new();
@@ -58,9 +64,12 @@ pub(crate) fn clean_prefixes(text: &str) -> impl Iterator<Item = (String, bool)>
         }
         if plain {
             done = true;
-            return Some((clean(text), true));
+            return Some((clean_plain(text), true));
         }
-        fixed.push_str(&segments.next().unwrap_or_default());
+        let target = (2 * fixed.len()).max(FIRST);
+        while !segments.is_done() && fixed.len() < target {
+            fixed.push_str(&segments.next().unwrap_or_default());
+        }
         done = segments.is_done();
         Some((finish(&fixed), done))
     })
