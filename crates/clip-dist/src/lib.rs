@@ -267,7 +267,12 @@ impl Dist {
     fn gather(&self, tensor: &Tensor, with_grad: bool) -> Result<Tensor> {
         let Some(group) = &self.group else { return Ok(tensor.shallow_clone()) };
         let op = if with_grad { "all_gather_with_grad" } else { "all_gather" };
-        self.check_layouts(op, tensor)?;
+        self.check_layouts(group, op, tensor)?;
+        self.gather_raw(group, op, tensor, with_grad)
+    }
+
+    /// The shim's all-gather, its error turned into ours.
+    fn gather_raw(&self, group: &Group, op: &'static str, tensor: &Tensor, with_grad: bool) -> Result<Tensor> {
         let mut out = std::ptr::null_mut();
         // SAFETY: live handles; on success `out` is a new at::Tensor we take ownership of.
         let status = unsafe {
@@ -284,7 +289,7 @@ impl Dist {
 
     /// Gathers every rank's dtype and shape first, so a mismatch is a clear error rather than a
     /// failure (or a hang) deep inside the backend.
-    fn check_layouts(&self, op: &'static str, tensor: &Tensor) -> Result<()> {
+    fn check_layouts(&self, group: &Group, op: &'static str, tensor: &Tensor) -> Result<()> {
         let shape = tensor.size();
         if shape.len() > MAX_DIMS || shape.is_empty() {
             return Err(Error::Unsupported(format!("{op}: tensors need 1 to {MAX_DIMS} dimensions, got {shape:?}")));
@@ -294,13 +299,7 @@ impl Dist {
         row[1] = shape.len() as i64;
         row[2..2 + shape.len()].copy_from_slice(&shape);
         let local = Tensor::from_slice(&row).to_device(tensor.device());
-        let Some(group) = &self.group else { return Ok(()) };
-        let mut out = std::ptr::null_mut();
-        // SAFETY: live handles; `out` becomes ours on success.
-        let status = unsafe { ffi::clip_dist_allgather(group.raw, local.as_ptr() as *mut _, &mut out) };
-        ffi::check(status).map_err(|m| self.failed(op, m))?;
-        // SAFETY: as above.
-        let all = unsafe { Tensor::from_ptr(out) }.to_device(Device::Cpu);
+        let all = self.gather_raw(group, op, &local, false)?.to_device(Device::Cpu);
         let values = Vec::<i64>::try_from(&all.view([-1]))?;
         let layouts: Vec<(i64, Vec<i64>)> = values
             .chunks(MAX_DIMS + 2)
