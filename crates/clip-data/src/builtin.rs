@@ -4,10 +4,11 @@
 //! drawn in. It is small enough for a tiny CLIP to learn in minutes on a CPU, and defines held-out
 //! classification tasks (shape, colour, count, position) to evaluate zero-shot transfer on.
 
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::preprocess::{ImageMode, SourceImage};
+use crate::rng::stream;
 
 /// Shape names, in class order.
 pub const SHAPES: [&str; 6] = ["circle", "square", "triangle", "star", "cross", "diamond"];
@@ -72,14 +73,6 @@ pub struct Sample {
 pub struct BuiltinDataset {
     seed: u64,
     image_size: u32,
-}
-
-/// Mixes a seed and an index into an independent stream (SplitMix64's finaliser).
-fn stream(seed: u64, index: u64) -> ChaCha8Rng {
-    let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    ChaCha8Rng::seed_from_u64(z ^ (z >> 31))
 }
 
 impl BuiltinDataset {

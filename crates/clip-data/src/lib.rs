@@ -1,17 +1,31 @@
-//! Data for clip-rs. So far: the procedural built-in dataset ([`builtin`]), and decoding images
-//! and CLIP's evaluation preprocessing, reproducing
-//! PIL + torchvision as open_clip and OpenAI CLIP compose them (resize the shorter side with
-//! bicubic filtering, centre crop, convert to RGB, scale to [0, 1], normalise), bit for bit on
-//! 8-bit images: PIL's fixed-point resampler, its mode rules (alpha premultiplied while
-//! resizing, palette images resized by nearest neighbour) and torchvision's rounding.
+//! Data for clip-rs: sources of image-text pairs and classification sets ([`source`]), decoding and
+//! transforms, and a deterministic parallel [`loader`] that turns them into batches of tensors.
 //!
-//! Nothing here depends on tch: preprocessing returns plain buffers, so decode workers hold no
-//! libtorch state.
+//! - [`preprocess`]: CLIP's evaluation preprocessing, reproducing PIL + torchvision as open_clip and
+//!   OpenAI CLIP compose them, bit for bit on 8-bit images.
+//! - [`transform`]: open_clip's training transform (random resized crop), on the fast road: zune-jpeg
+//!   and SIMD resizing.
+//! - [`builtin`]: the procedural built-in dataset and its held-out classification tasks.
+//! - [`source`]: CSV/TSV, WebDataset shards (brace patterns, `::`, `pipe:`), image folders,
+//!   ImageFolder and CLIP_benchmark's WebDataset layout, and the built-in dataset.
+//! - [`loader`]: decoding on a rayon pool, batches through a bounded channel, order fixed by the
+//!   seed and epoch alone, resumable at any batch ([`Position`]), bad samples skipped and counted
+//!   ([`SkipCounts`]).
 
 pub mod builtin;
 mod error;
+pub mod loader;
+mod position;
 pub mod preprocess;
 mod resample;
+mod rng;
+mod skip;
+pub mod source;
+pub mod transform;
 
 pub use error::{Error, Result};
+pub use loader::{Batch, Batches, ImageTransform, Loader, LoaderConfig, Tail, TextMode};
+pub use position::{Position, ShardCursor, StreamPosition};
 pub use preprocess::{ImageMode, PreprocessConfig, SourceImage};
+pub use skip::{SkipCounts, SkipReason};
+pub use source::Source;

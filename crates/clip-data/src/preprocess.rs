@@ -15,6 +15,7 @@ use std::io::Cursor;
 use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
 use crate::resample::{resize_bicubic, resize_nearest};
+use crate::transform::normalise_chw;
 use crate::{Error, Result};
 
 /// OpenAI's normalisation statistics (`clip/clip.py::_transform`).
@@ -74,8 +75,7 @@ impl SourceImage {
     /// Decodes JPEG, PNG, WebP or GIF (first frame) bytes. A decoder that panics on hostile
     /// input is contained: the panic becomes an error for this image alone.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        std::panic::catch_unwind(|| Self::decode_unguarded(bytes))
-            .unwrap_or_else(|_| Err(Error::Decode("the image decoder panicked on this file".into())))
+        contain_panics(|| Self::decode_unguarded(bytes))
     }
 
     fn decode_unguarded(bytes: &[u8]) -> Result<Self> {
@@ -171,6 +171,11 @@ impl SourceImage {
     }
 }
 
+/// Runs a decoder, turning a panic on hostile input into [`Error::DecoderPanic`] for this image.
+pub(crate) fn contain_panics<T>(decode: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or(Err(Error::DecoderPanic))
+}
+
 fn high_bytes(values: &[u16]) -> Vec<u8> {
     values.iter().map(|&v| (v >> 8) as u8).collect()
 }
@@ -236,15 +241,7 @@ impl PreprocessConfig {
 
     /// The model's input: `[3, size, size]` (channel-major) normalised floats.
     pub fn apply(&self, image: &SourceImage) -> Vec<f32> {
-        let rgb = self.rgb_u8(image);
-        let plane = (self.image_size * self.image_size) as usize;
-        let mut out = vec![0f32; 3 * plane];
-        for (i, px) in rgb.chunks_exact(3).enumerate() {
-            for c in 0..3 {
-                out[c * plane + i] = (f32::from(px[c]) / 255.0 - self.mean[c]) / self.std[c];
-            }
-        }
-        out
+        normalise_chw(&self.rgb_u8(image), &self.mean, &self.std)
     }
 }
 

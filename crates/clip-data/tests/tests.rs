@@ -1,4 +1,8 @@
-//! Integration tests of clip-data (no libtorch needed).
+//! Integration tests of clip-data.
 
-mod preprocess; // evaluation preprocessing equals PIL + torchvision on real photos of every mode
 mod builtin; // the procedural dataset is deterministic, captions describe the scenes, tasks are balanced
+mod loader; // determinism across thread counts, exact resume, rank split, resampling, skip limits
+mod preprocess; // evaluation preprocessing equals PIL + torchvision on real photos of every mode
+mod sources; // every source yields and skips exactly what it should, bad input included
+mod support;
+mod transform; // the training transform's crops follow torchvision, its resize follows PIL

@@ -1,0 +1,171 @@
+//! The training transform, open_clip's `image_transform(size, is_train=True)`:
+//! `RandomResizedCrop(size, scale=(0.9, 1.0), ratio=(3/4, 4/3), bicubic)`, RGB, `ToTensor`,
+//! `Normalize`. Unlike the evaluation transform it needs no bit-parity with PIL (the crop is random
+//! anyway), so it takes the fast road: JPEGs decoded by zune-jpeg straight to RGB, and the crop and
+//! resize done in one pass by `fast_image_resize`'s SIMD convolution with PIL's bicubic kernel
+//! (Catmull-Rom, support widened when shrinking, as PIL does).
+
+use std::cell::RefCell;
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use rand::Rng;
+use zune_core::bytestream::ZCursor;
+use zune_core::colorspace::ColorSpace;
+use zune_core::options::DecoderOptions;
+use zune_jpeg::JpegDecoder;
+
+use crate::preprocess::{MAX_PIXELS, OPENAI_MEAN, OPENAI_STD, SourceImage, contain_panics};
+use crate::{Error, Result};
+
+/// An 8-bit RGB image, row-major.
+#[derive(Debug, Clone)]
+pub struct RgbImage {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `width · height · 3` bytes.
+    pub pixels: Vec<u8>,
+}
+
+impl From<&SourceImage> for RgbImage {
+    fn from(image: &SourceImage) -> Self {
+        Self { width: image.width, height: image.height, pixels: image.to_rgb() }
+    }
+}
+
+/// Decodes any supported image to RGB; JPEGs through zune-jpeg (the fast path), the rest through
+/// [`SourceImage::decode`]. Panics are contained and the pixel limit applies, as for eval decoding.
+pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        contain_panics(|| decode_jpeg(bytes))
+    } else {
+        SourceImage::decode(bytes).map(|image| RgbImage::from(&image))
+    }
+}
+
+fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage> {
+    // JPEG's own limit (65535 a side); the pixel-count limit below is the one that applies.
+    let options = DecoderOptions::default()
+        .jpeg_set_out_colorspace(ColorSpace::RGB)
+        .set_max_width(usize::from(u16::MAX))
+        .set_max_height(usize::from(u16::MAX));
+    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder.decode_headers().map_err(|e| Error::Decode(e.to_string()))?;
+    let (width, height) = decoder.dimensions().ok_or_else(|| Error::Decode("JPEG without dimensions".into()))?;
+    let (width, height) = (width as u32, height as u32);
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(Error::TooLarge { width, height, limit: MAX_PIXELS });
+    }
+    let pixels = decoder.decode().map_err(|e| Error::Decode(e.to_string()))?;
+    if pixels.len() != width as usize * height as usize * 3 {
+        return Err(Error::Decode(format!("JPEG decoded to {} bytes, expected {width}x{height}x3", pixels.len())));
+    }
+    Ok(RgbImage { width, height, pixels })
+}
+
+/// A crop window in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crop {
+    /// First row.
+    pub top: u32,
+    /// First column.
+    pub left: u32,
+    /// Rows.
+    pub height: u32,
+    /// Columns.
+    pub width: u32,
+}
+
+/// `RandomResizedCrop` followed by normalisation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainTransform {
+    /// Output side.
+    pub image_size: u32,
+    /// Range of the crop's share of the image area.
+    pub scale: (f64, f64),
+    /// Range of the crop's aspect ratio (width / height).
+    pub ratio: (f64, f64),
+    /// Per-channel mean.
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation.
+    pub std: [f32; 3],
+}
+
+thread_local! {
+    /// `fast_image_resize` keeps scratch buffers in its resizer; one per decode thread.
+    static RESIZER: RefCell<Resizer> = RefCell::new(Resizer::new());
+}
+
+impl TrainTransform {
+    /// open_clip's training transform at `image_size`, OpenAI's statistics.
+    pub fn open_clip(image_size: u32) -> Self {
+        Self { image_size, scale: (0.9, 1.0), ratio: (3.0 / 4.0, 4.0 / 3.0), mean: OPENAI_MEAN, std: OPENAI_STD }
+    }
+
+    /// torchvision's `RandomResizedCrop.get_params`: ten tries at a random area and log-uniform
+    /// aspect ratio that fits, else the centre crop with the ratio clamped to the range.
+    pub fn crop(&self, width: u32, height: u32, rng: &mut impl Rng) -> Crop {
+        let area = f64::from(width) * f64::from(height);
+        let (log_lo, log_hi) = (self.ratio.0.ln(), self.ratio.1.ln());
+        for _ in 0..10 {
+            let target = area * rng.random_range(self.scale.0..=self.scale.1);
+            let aspect = rng.random_range(log_lo..=log_hi).exp();
+            let w = (target * aspect).sqrt().round() as u32;
+            let h = (target / aspect).sqrt().round() as u32;
+            if w > 0 && w <= width && h > 0 && h <= height {
+                let top = rng.random_range(0..=height - h);
+                let left = rng.random_range(0..=width - w);
+                return Crop { top, left, height: h, width: w };
+            }
+        }
+        let in_ratio = f64::from(width) / f64::from(height);
+        let (w, h) = if in_ratio < self.ratio.0 {
+            (width, (f64::from(width) / self.ratio.0).round() as u32)
+        } else if in_ratio > self.ratio.1 {
+            ((f64::from(height) * self.ratio.1).round() as u32, height)
+        } else {
+            (width, height)
+        };
+        Crop { top: (height - h) / 2, left: (width - w) / 2, height: h, width: w }
+    }
+
+    /// The model input `[3, size, size]` for one image, with the crop drawn from `rng`.
+    pub fn apply(&self, image: &RgbImage, rng: &mut impl Rng) -> Result<Vec<f32>> {
+        Ok(normalise_chw(&self.crop_rgb(image, rng)?, &self.mean, &self.std))
+    }
+
+    /// The cropped and resized 8-bit image, `[size, size, 3]` row-major: [`TrainTransform::apply`]
+    /// before normalisation (the loader normalises straight into the batch tensor).
+    pub fn crop_rgb(&self, image: &RgbImage, rng: &mut impl Rng) -> Result<Vec<u8>> {
+        let crop = self.crop(image.width, image.height, rng);
+        let source = ImageRef::new(image.width, image.height, &image.pixels, PixelType::U8x3)
+            .map_err(|e| Error::Decode(format!("bad pixel buffer: {e}")))?;
+        let mut target = Image::new(self.image_size, self.image_size, PixelType::U8x3);
+        let options = ResizeOptions::new()
+            .resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom))
+            .crop(f64::from(crop.left), f64::from(crop.top), f64::from(crop.width), f64::from(crop.height));
+        RESIZER
+            .with_borrow_mut(|resizer| resizer.resize(&source, &mut target, &options))
+            .map_err(|e| Error::Decode(format!("resize failed: {e}")))?;
+        Ok(target.into_vec())
+    }
+}
+
+/// `ToTensor` + `Normalize` on interleaved RGB bytes: channel-major floats.
+pub(crate) fn normalise_chw(rgb: &[u8], mean: &[f32; 3], std: &[f32; 3]) -> Vec<f32> {
+    let mut out = vec![0f32; rgb.len()];
+    normalise_into(rgb, mean, std, &mut out);
+    out
+}
+
+/// [`normalise_chw`] into `out` (as long as `rgb`).
+pub(crate) fn normalise_into(rgb: &[u8], mean: &[f32; 3], std: &[f32; 3], out: &mut [f32]) {
+    let plane = rgb.len() / 3;
+    for (i, px) in rgb.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            out[c * plane + i] = (f32::from(px[c]) / 255.0 - mean[c]) / std[c];
+        }
+    }
+}
