@@ -1,5 +1,6 @@
 //! End-to-end tests of the `clip` binary, one test binary (each links libtorch).
 
+mod bench_data; // clip bench-data measures a source and reports skips by reason, as JSON too
 mod doctor; // runs without LD_LIBRARY_PATH and reports what it loaded
 mod tokenize; // stdin lines to JSON id rows, in order, invalid UTF-8 replaced with a warning
 mod launch; // clip launch and torchrun run multi-rank jobs of the clip binary on loopback

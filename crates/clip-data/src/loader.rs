@@ -25,7 +25,7 @@ use crate::preprocess::{PreprocessConfig, SourceImage};
 use crate::rng::stream_at;
 use crate::skip::{SkipCounts, SkipReason};
 use crate::source::{Payload, Record, ShardSet, Source, Text};
-use crate::transform::{RgbImage, TrainTransform, decode_rgb, normalise_into};
+use crate::transform::{RgbImage, TrainTransform, normalise_into};
 use crate::{Error, Result};
 
 /// Tags that keep the loader's random streams apart.
@@ -237,10 +237,8 @@ impl Loader {
         let tail = Arc::new(Mutex::new(Tail::default()));
         let pipeline = Pipeline {
             tail: Arc::clone(&tail),
-            source: self.source.clone(),
-            config: self.config.clone(),
+            decoder: Arc::new(Decoder { source: self.source.clone(), config: self.config.clone(), epoch: position.epoch }),
             pool: Arc::clone(&self.pool),
-            epoch: position.epoch,
             emitted: position.emitted,
             stop: Arc::clone(&stop),
         };
@@ -547,12 +545,38 @@ struct Ready {
 
 struct Pipeline {
     tail: Arc<Mutex<Tail>>,
-    source: Source,
-    config: LoaderConfig,
+    decoder: Arc<Decoder>,
     pool: Arc<rayon::ThreadPool>,
-    epoch: u64,
     emitted: u64,
     stop: Arc<AtomicBool>,
+}
+
+/// What a decode thread needs: shared by the tasks of one epoch.
+struct Decoder {
+    source: Source,
+    config: LoaderConfig,
+    epoch: u64,
+}
+
+/// Running counts of one epoch.
+#[derive(Default)]
+struct Counts {
+    /// Since the last batch.
+    consumed: u64,
+    skipped: SkipCounts,
+    /// Since the start (of this run of the epoch).
+    consumed_total: u64,
+    skipped_total: SkipCounts,
+}
+
+impl Counts {
+    fn too_many(&self, limit: f64, at_end: bool) -> Option<Error> {
+        let skipped = self.skipped_total.0.values().sum::<u64>();
+        let judged = self.consumed_total >= MIN_ITEMS_FOR_SKIP_CHECK || at_end;
+        (judged && self.consumed_total > 0 && skipped as f64 > limit * self.consumed_total as f64).then(|| {
+            Error::TooManySkips { skipped, consumed: self.consumed_total, summary: self.skipped_total.to_string(), limit }
+        })
+    }
 }
 
 impl Pipeline {
@@ -562,67 +586,90 @@ impl Pipeline {
         }
     }
 
+    /// Items go to the pool as tasks, up to `in_flight` ahead of the oldest unfinished one, so the
+    /// decode threads never wait for a chunk's slowest image or for batch assembly; results are put
+    /// back in order before they are batched.
     fn batches(&mut self, items: &mut dyn ItemStream, tx: &Sender<Result<Batch>>) -> Result<()> {
-        let chunk_len = self.config.batch_size.max(4 * self.config.threads);
-        let quota = self.config.quota();
-        let (mut consumed_total, mut skipped_total, mut all_skips) = (0u64, 0u64, SkipCounts::default());
-        let (mut consumed, mut skipped) = (0u64, SkipCounts::default());
-        let mut pending: Vec<Ready> = Vec::with_capacity(self.config.batch_size);
+        let config = &self.decoder.config;
+        let (batch_size, limit, drop_last) = (config.batch_size, config.max_skip_fraction, config.drop_last);
+        let in_flight = (batch_size + 4 * config.threads) as u64;
+        let quota = config.quota();
+        let (done_tx, done_rx) = crossbeam::channel::unbounded::<(u64, Position, Result<Ready, SkipReason>)>();
+        let mut reorder = std::collections::BTreeMap::new();
+        let (mut submitted, mut next) = (0u64, 0u64);
+        let mut exhausted = false;
+        let mut counts = Counts::default();
+        let mut pending: Vec<Ready> = Vec::with_capacity(batch_size);
         let mut last_position = None;
         loop {
             if self.stop.load(Ordering::Relaxed) || quota.is_some_and(|q| self.emitted >= q) {
                 return Ok(());
             }
-            let chunk: Vec<Item> = std::iter::from_fn(|| items.next_item()).take(chunk_len).collect();
-            let finished = chunk.len() < chunk_len;
-            let results: Vec<(Position, Result<Ready, SkipReason>)> =
-                self.pool.install(|| chunk.into_par_iter().map(|item| (item.next.clone(), self.process(item))).collect());
-            for (position, result) in results {
-                consumed += 1;
-                consumed_total += 1;
-                match result {
-                    Ok(ready) => pending.push(ready),
-                    Err(reason) => {
-                        skipped.add(reason);
-                        all_skips.add(reason);
-                        skipped_total += 1;
+            while !exhausted && submitted - next < in_flight {
+                match items.next_item() {
+                    Some(item) => {
+                        let (decoder, done) = (Arc::clone(&self.decoder), done_tx.clone());
+                        let seq = submitted;
+                        self.pool.spawn(move || {
+                            let position = item.next.clone();
+                            let _ = done.send((seq, position, decoder.process(item)));
+                        });
+                        submitted += 1;
                     }
-                }
-                last_position = Some(position.clone());
-                if pending.len() == self.config.batch_size {
-                    self.emitted += pending.len() as u64;
-                    let batch = self.assemble(std::mem::take(&mut pending), position, consumed, std::mem::take(&mut skipped))?;
-                    consumed = 0;
-                    if tx.send(Ok(batch)).is_err() || quota.is_some_and(|q| self.emitted >= q) {
-                        return Ok(());
-                    }
+                    None => exhausted = true,
                 }
             }
-            let judged = consumed_total >= MIN_ITEMS_FOR_SKIP_CHECK || finished;
-            if judged && consumed_total > 0 && skipped_total as f64 > self.config.max_skip_fraction * consumed_total as f64 {
-                return Err(Error::TooManySkips {
-                    skipped: skipped_total,
-                    consumed: consumed_total,
-                    summary: all_skips.to_string(),
-                    limit: self.config.max_skip_fraction,
-                });
-            }
-            if finished {
+            if next == submitted {
+                if let Some(error) = counts.too_many(limit, true) {
+                    return Err(error);
+                }
                 if !pending.is_empty()
-                    && !self.config.drop_last
+                    && !drop_last
                     && let Some(position) = last_position
                 {
                     self.emitted += pending.len() as u64;
-                    let batch = self.assemble(pending, position, consumed, skipped)?;
+                    let batch = self.assemble(pending, position, counts.consumed, counts.skipped)?;
                     let _ = tx.send(Ok(batch));
                 } else if let Ok(mut tail) = self.tail.lock() {
-                    *tail = Tail { consumed, skipped };
+                    *tail = Tail { consumed: counts.consumed, skipped: counts.skipped };
                 }
                 return Ok(());
             }
+            let (position, result) = loop {
+                if let Some(done) = reorder.remove(&next) {
+                    break done;
+                }
+                let (seq, position, result) =
+                    done_rx.recv().map_err(|_| Error::Loader("a decode task vanished".into()))?;
+                reorder.insert(seq, (position, result));
+            };
+            next += 1;
+            counts.consumed += 1;
+            counts.consumed_total += 1;
+            match result {
+                Ok(ready) => pending.push(ready),
+                Err(reason) => {
+                    counts.skipped.add(reason);
+                    counts.skipped_total.add(reason);
+                }
+            }
+            if let Some(error) = counts.too_many(limit, false) {
+                return Err(error);
+            }
+            last_position = Some(position.clone());
+            if pending.len() == batch_size {
+                self.emitted += pending.len() as u64;
+                let batch = self.assemble(std::mem::take(&mut pending), position, counts.consumed, std::mem::take(&mut counts.skipped))?;
+                counts.consumed = 0;
+                if tx.send(Ok(batch)).is_err() {
+                    return Ok(());
+                }
+            }
         }
     }
+}
 
+impl Decoder {
     /// Reads, decodes and transforms one item on a decode thread.
     fn process(&self, item: Item) -> Result<Ready, SkipReason> {
         let record = match item.work {
@@ -661,12 +708,12 @@ impl Pipeline {
         let skip = |e: Error| SkipReason::of_decode(&e);
         match &self.config.transform {
             ImageTransform::Train(train) => {
-                let rgb = match image {
-                    Decoded::Encoded(bytes) => decode_rgb(bytes).map_err(skip)?,
-                    Decoded::Pixels(image) => RgbImage::from(&image),
-                };
                 let mut rng = stream_at(self.config.seed, &[AUGMENT, self.epoch, self.config.rank as u64, ordinal]);
-                train.crop_rgb(&rgb, &mut rng).map_err(skip)
+                match image {
+                    Decoded::Encoded(bytes) => train.crop_encoded(bytes, &mut rng),
+                    Decoded::Pixels(image) => train.crop_rgb(&RgbImage::from(&image), &mut rng),
+                }
+                .map_err(skip)
             }
             ImageTransform::Eval(eval) => {
                 let image = match image {
@@ -678,15 +725,19 @@ impl Pipeline {
         }
     }
 
+}
+
+impl Pipeline {
     fn assemble(&self, samples: Vec<Ready>, mut position: Position, consumed: u64, skipped: SkipCounts) -> Result<Batch> {
+        let config = &self.decoder.config;
         position.emitted = self.emitted;
         let n = samples.len() as i64;
-        let size = i64::from(self.config.transform.image_size());
+        let size = i64::from(config.transform.image_size());
         let per_image = (3 * size * size) as usize;
         let images = Tensor::empty([n, 3, size, size], (tch::Kind::Float, tch::Device::Cpu));
         // SAFETY: a fresh, contiguous float tensor of n · per_image elements, owned here alone.
         let out = unsafe { std::slice::from_raw_parts_mut(images.data_ptr().cast::<f32>(), samples.len() * per_image) };
-        let (mean, std) = self.config.transform.stats();
+        let (mean, std) = config.transform.stats();
         // Normalising straight into the tensor, on the decode pool: one pass over the batch.
         self.pool.install(|| {
             out.par_chunks_mut(per_image).zip(samples.par_iter()).for_each(|(out, s)| normalise_into(&s.rgb, mean, std, out));
@@ -699,11 +750,11 @@ impl Pipeline {
             labels.extend(sample.label);
             keys.push(sample.key);
         }
-        let texts = match self.config.text {
+        let texts = match config.text {
             TextMode::Tokens { context_length } => Some(Tensor::from_slice(&tokens).view([n, context_length as i64])),
             _ => None,
         };
-        let labels = (self.config.text == TextMode::Labels).then(|| Tensor::from_slice(&labels));
+        let labels = (config.text == TextMode::Labels).then(|| Tensor::from_slice(&labels));
         Ok(Batch { images, texts, labels, keys, position, consumed, skipped })
     }
 }

@@ -38,14 +38,27 @@ impl From<&SourceImage> for RgbImage {
 /// Decodes any supported image to RGB; JPEGs through zune-jpeg (the fast path), the rest through
 /// [`SourceImage::decode`]. Panics are contained and the pixel limit applies, as for eval decoding.
 pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage> {
-    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        contain_panics(|| decode_jpeg(bytes))
+    if is_jpeg(bytes) {
+        let mut pixels = Vec::new();
+        let (width, height) = decode_jpeg_into(bytes, &mut pixels)?;
+        Ok(RgbImage { width, height, pixels })
     } else {
         SourceImage::decode(bytes).map(|image| RgbImage::from(&image))
     }
 }
 
-fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage> {
+fn is_jpeg(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0xFF, 0xD8, 0xFF])
+}
+
+/// Decodes a JPEG to RGB into `buffer` (grown as needed, never shrunk: a decode thread reuses one
+/// buffer instead of allocating and zero-filling megabytes per photo); returns the dimensions, the
+/// pixels being `buffer[..width · height · 3]`. Panics are contained.
+fn decode_jpeg_into(bytes: &[u8], buffer: &mut Vec<u8>) -> Result<(u32, u32)> {
+    contain_panics(|| decode_jpeg_unguarded(bytes, buffer))
+}
+
+fn decode_jpeg_unguarded(bytes: &[u8], buffer: &mut Vec<u8>) -> Result<(u32, u32)> {
     // JPEG's own limit (65535 a side); the pixel-count limit below is the one that applies.
     let options = DecoderOptions::default()
         .jpeg_set_out_colorspace(ColorSpace::RGB)
@@ -58,11 +71,15 @@ fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage> {
     if u64::from(width) * u64::from(height) > MAX_PIXELS {
         return Err(Error::TooLarge { width, height, limit: MAX_PIXELS });
     }
-    let pixels = decoder.decode().map_err(|e| Error::Decode(e.to_string()))?;
-    if pixels.len() != width as usize * height as usize * 3 {
-        return Err(Error::Decode(format!("JPEG decoded to {} bytes, expected {width}x{height}x3", pixels.len())));
+    let len = width as usize * height as usize * 3;
+    if decoder.output_buffer_size() != Some(len) {
+        return Err(Error::Decode(format!("JPEG would decode to {:?} bytes, not {width}x{height}x3", decoder.output_buffer_size())));
     }
-    Ok(RgbImage { width, height, pixels })
+    if buffer.len() < len {
+        buffer.resize(len, 0);
+    }
+    decoder.decode_into(&mut buffer[..len]).map_err(|e| Error::Decode(e.to_string()))?;
+    Ok((width, height))
 }
 
 /// A crop window in pixels.
@@ -96,6 +113,8 @@ pub struct TrainTransform {
 thread_local! {
     /// `fast_image_resize` keeps scratch buffers in its resizer; one per decode thread.
     static RESIZER: RefCell<Resizer> = RefCell::new(Resizer::new());
+    /// Decoded JPEG pixels, reused by each decode thread.
+    static JPEG_PIXELS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 impl TrainTransform {
@@ -139,8 +158,23 @@ impl TrainTransform {
     /// The cropped and resized 8-bit image, `[size, size, 3]` row-major: [`TrainTransform::apply`]
     /// before normalisation (the loader normalises straight into the batch tensor).
     pub fn crop_rgb(&self, image: &RgbImage, rng: &mut impl Rng) -> Result<Vec<u8>> {
-        let crop = self.crop(image.width, image.height, rng);
-        let source = ImageRef::new(image.width, image.height, &image.pixels, PixelType::U8x3)
+        self.crop_pixels(image.width, image.height, &image.pixels, rng)
+    }
+
+    /// [`TrainTransform::crop_rgb`] of encoded bytes; JPEGs are decoded into a per-thread buffer.
+    pub fn crop_encoded(&self, bytes: &[u8], rng: &mut impl Rng) -> Result<Vec<u8>> {
+        if !is_jpeg(bytes) {
+            return self.crop_rgb(&decode_rgb(bytes)?, rng);
+        }
+        JPEG_PIXELS.with_borrow_mut(|buffer| {
+            let (width, height) = decode_jpeg_into(bytes, buffer)?;
+            self.crop_pixels(width, height, &buffer[..width as usize * height as usize * 3], rng)
+        })
+    }
+
+    fn crop_pixels(&self, width: u32, height: u32, pixels: &[u8], rng: &mut impl Rng) -> Result<Vec<u8>> {
+        let crop = self.crop(width, height, rng);
+        let source = ImageRef::new(width, height, pixels, PixelType::U8x3)
             .map_err(|e| Error::Decode(format!("bad pixel buffer: {e}")))?;
         let mut target = Image::new(self.image_size, self.image_size, PixelType::U8x3);
         let options = ResizeOptions::new()
