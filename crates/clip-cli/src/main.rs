@@ -10,6 +10,7 @@ mod embed;
 mod launch;
 mod npy;
 mod tokenize;
+mod train;
 
 use std::process::ExitCode;
 
@@ -116,6 +117,18 @@ enum Command {
         #[arg(last = true, required = true)]
         args: Vec<String>,
     },
+    /// Train a CLIP model (with no arguments: a tiny model on the built-in dataset, on the CPU).
+    Train {
+        /// A TOML configuration (docs/config.md); every key has a default.
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+        /// Override a key: --set optim.lr=5e-4 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Continue a run: `latest` (of the configured output folder) or a checkpoint folder.
+        #[arg(long)]
+        resume: Option<String>,
+    },
     /// Tokenize UTF-8 lines from stdin; write one JSON array of ids per line to stdout.
     Tokenize {
         /// Ids per row: start token, text, end token, zero padding.
@@ -166,6 +179,7 @@ fn main() -> ExitCode {
         }),
         Command::Launch { nproc, master_port, args } => launch::run(nproc, master_port, &args),
         Command::Tokenize { context_length, stats } => tokenize::run(context_length, stats),
+        Command::Train { config, set, resume } => train::run(config, &set, resume.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -303,7 +303,10 @@ impl Drop for Batches {
 
 /// An item of the epoch's order, before decoding.
 struct Item {
-    ordinal: u64,
+    /// Addresses the item's random crop: its place in the epoch's global order for indexed
+    /// sources (the same whatever the number of ranks, so 2 ranks × B see the crops 1 rank × 2B
+    /// sees), or (rank, ordinal) for shard streams, whose order depends on the ranks anyway.
+    augment: [u64; 2],
     work: Work,
     /// The position after this item (`emitted` filled in by the pipeline).
     next: Position,
@@ -323,6 +326,8 @@ struct IndexedItems {
     order: Vec<u64>,
     next: usize,
     epoch: u64,
+    rank: u64,
+    world_size: u64,
 }
 
 impl IndexedItems {
@@ -332,7 +337,13 @@ impl IndexedItems {
             all.shuffle(&mut stream_at(config.seed, &[ORDER, position.epoch]));
         }
         let order = all.into_iter().skip(config.rank).step_by(config.world_size).collect();
-        Self { order, next: position.consumed as usize, epoch: position.epoch }
+        Self {
+            order,
+            next: position.consumed as usize,
+            epoch: position.epoch,
+            rank: config.rank as u64,
+            world_size: config.world_size as u64,
+        }
     }
 }
 
@@ -342,7 +353,7 @@ impl ItemStream for IndexedItems {
         self.next += 1;
         let consumed = self.next as u64;
         Some(Item {
-            ordinal: consumed - 1,
+            augment: [u64::MAX, self.rank + self.world_size * (consumed - 1)],
             work: Work::Index(index),
             next: Position { epoch: self.epoch, consumed, emitted: 0, stream: None },
         })
@@ -525,7 +536,7 @@ impl ItemStream for StreamItems {
                 };
                 self.ordinal += 1;
                 let next = Position { epoch: self.epoch, consumed: self.ordinal, emitted: 0, stream: Some(stream) };
-                return Some(Item { ordinal: self.ordinal - 1, work: Work::Record(record), next });
+                return Some(Item { augment: [self.rank, self.ordinal - 1], work: Work::Record(record), next });
             }
             if !self.fetch() {
                 return None;
@@ -693,22 +704,22 @@ impl Decoder {
         let bytes = match record.payload {
             Payload::Skip(reason) => return Err(reason),
             Payload::Image(image) => {
-                let rgb = self.transform(Decoded::Pixels(image), item.ordinal)?;
+                let rgb = self.transform(Decoded::Pixels(image), item.augment)?;
                 return Ok(Ready { key: record.key, rgb, tokens, label });
             }
             Payload::Bytes(bytes) => bytes,
             Payload::File(path) => std::fs::read(path).map_err(|_| SkipReason::MissingImage)?,
         };
-        let rgb = self.transform(Decoded::Encoded(&bytes), item.ordinal)?;
+        let rgb = self.transform(Decoded::Encoded(&bytes), item.augment)?;
         Ok(Ready { key: record.key, rgb, tokens, label })
     }
 
     /// The transformed image as RGB bytes.
-    fn transform(&self, image: Decoded<'_>, ordinal: u64) -> Result<Vec<u8>, SkipReason> {
+    fn transform(&self, image: Decoded<'_>, augment: [u64; 2]) -> Result<Vec<u8>, SkipReason> {
         let skip = |e: Error| SkipReason::of_decode(&e);
         match &self.config.transform {
             ImageTransform::Train(train) => {
-                let mut rng = stream_at(self.config.seed, &[AUGMENT, self.epoch, self.config.rank as u64, ordinal]);
+                let mut rng = stream_at(self.config.seed, &[AUGMENT, self.epoch, augment[0], augment[1]]);
                 match image {
                     Decoded::Encoded(bytes) => train.crop_encoded(bytes, &mut rng),
                     Decoded::Pixels(image) => train.crop_rgb(&RgbImage::from(&image), &mut rng),

@@ -237,6 +237,9 @@ const PRESETS: &[(&str, &str)] = &[
     ("ViT-B-16", r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":16},"text_cfg":{"context_length":77,"vocab_size":49408,"width":512,"heads":8,"layers":12}}"#),
     ("ViT-L-14", r#"{"embed_dim":768,"vision_cfg":{"image_size":224,"layers":24,"width":1024,"patch_size":14},"text_cfg":{"context_length":77,"vocab_size":49408,"width":768,"heads":12,"layers":12}}"#),
     ("ViT-L-14-336", r#"{"embed_dim":768,"vision_cfg":{"image_size":336,"layers":24,"width":1024,"patch_size":14},"text_cfg":{"context_length":77,"vocab_size":49408,"width":768,"heads":12,"layers":12}}"#),
+    // Not an OpenAI model: the CPU default of `clip train`, sized to learn the built-in dataset in
+    // minutes on two cores (64 px scenes, 8 px patches, short captions).
+    ("tiny", r#"{"embed_dim":128,"vision_cfg":{"image_size":64,"layers":4,"width":128,"patch_size":8,"head_width":32},"text_cfg":{"context_length":32,"vocab_size":49408,"width":128,"heads":4,"layers":4}}"#),
 ];
 
 impl ClipConfig {
@@ -261,6 +264,29 @@ impl ClipConfig {
         Ok(config)
     }
 
+    /// The config as open_clip model-config JSON (what [`ClipConfig::from_json`] reads).
+    pub fn to_json(&self) -> String {
+        let vision = match &self.vision {
+            VisionConfig::Vit(v) => serde_json::json!({
+                "image_size": v.image_size, "layers": v.layers, "width": v.width, "patch_size": v.patch_size,
+                "head_width": v.width / v.heads, "mlp_ratio": v.mlp_ratio,
+            }),
+            VisionConfig::ResNet(r) => serde_json::json!({
+                "image_size": r.image_size, "layers": r.layers, "width": r.width, "patch_size": null,
+                "head_width": r.width * 32 / r.heads,
+            }),
+        };
+        let t = &self.text;
+        serde_json::json!({
+            "embed_dim": self.embed_dim,
+            "quick_gelu": self.quick_gelu,
+            "vision_cfg": vision,
+            "text_cfg": {"context_length": t.context_length, "vocab_size": t.vocab_size, "width": t.width,
+                         "heads": t.heads, "layers": t.layers, "mlp_ratio": t.mlp_ratio},
+        })
+        .to_string()
+    }
+
     /// Every preset name.
     pub fn preset_names() -> Vec<String> {
         PRESETS.iter().flat_map(|(n, _)| [n.to_string(), format!("{n}-quickgelu")]).collect()
@@ -282,9 +308,10 @@ mod tests {
         assert!(rn.quick_gelu);
         let VisionConfig::ResNet(r) = &rn.vision else { panic!("ResNet expected") };
         assert_eq!((r.layers, r.width, r.heads), ([3, 4, 6, 3], 64, 32));
-        assert_eq!(ClipConfig::preset_names().len(), 18);
+        assert_eq!(ClipConfig::preset_names().len(), 20);
         for name in ClipConfig::preset_names() {
-            ClipConfig::named(&name).unwrap();
+            let config = ClipConfig::named(&name).unwrap();
+            assert_eq!(ClipConfig::from_json(&config.to_json()).unwrap(), config, "{name}");
         }
     }
 

@@ -1,0 +1,71 @@
+//! Zero-shot classification: each class is the normalised mean of the normalised text embeddings
+//! of its prompts (`templates` with the class name filled in), images are assigned to the class of
+//! highest cosine similarity (open_clip's `build_zero_shot_classifier`, CLIP_benchmark's
+//! `zero_shot_classifier`).
+
+use clip_data::PreprocessConfig;
+use clip_data::builtin::BuiltinTask;
+use clip_model::ClipModel;
+use clip_tokenizer::Tokenizer;
+use tch::{Device, Kind, Tensor};
+
+use crate::{Error, Result};
+
+/// Fills a template: `{c}` (CLIP_benchmark's convention) or `{}` (Python `format`).
+pub fn fill(template: &str, classname: &str) -> String {
+    if template.contains("{c}") { template.replace("{c}", classname) } else { template.replace("{}", classname) }
+}
+
+/// The classifier, `[embed_dim, classes]`, columns normalised.
+pub fn classifier(model: &ClipModel, classnames: &[String], templates: &[&str], device: Device) -> Result<Tensor> {
+    if classnames.is_empty() || templates.is_empty() {
+        return Err(Error::Task("a zero-shot classifier needs class names and templates".into()));
+    }
+    let context = model.config.text.context_length as usize;
+    let tokenizer = Tokenizer::get();
+    let mut columns = Vec::with_capacity(classnames.len());
+    for class in classnames {
+        let prompts: Vec<String> = templates.iter().map(|t| fill(t, class)).collect();
+        let ids = tokenizer.tokenize_batch(&prompts, context)?;
+        let ids: Vec<i64> = ids.into_iter().map(i64::from).collect();
+        let ids = Tensor::from_slice(&ids).view([prompts.len() as i64, context as i64]).to_device(device);
+        let features = normalize(&model.encode_text(&ids).to_kind(Kind::Float));
+        columns.push(normalize(&features.mean_dim(0, false, Kind::Float)));
+    }
+    Ok(Tensor::stack(&columns, 1))
+}
+
+fn normalize(x: &Tensor) -> Tensor {
+    x / x.norm_scalaropt_dim(2.0, [-1], true).clamp_min(1e-12)
+}
+
+/// Predicted classes of preprocessed `images` (`[n, 3, s, s]`).
+pub fn predict(model: &ClipModel, classifier: &Tensor, images: &Tensor) -> Tensor {
+    let features = normalize(&model.encode_image(images).to_kind(Kind::Float));
+    features.matmul(classifier).argmax(-1, false)
+}
+
+/// Top-1 accuracy of the zero-shot classifier on `samples` held-out draws of a built-in task.
+pub fn builtin_accuracy(model: &ClipModel, task: BuiltinTask, samples: u64, device: Device) -> Result<f64> {
+    let _guard = tch::no_grad_guard();
+    let size = model.config.vision.image_size();
+    let preprocess = PreprocessConfig::openai(size as u32);
+    let classnames = task.classnames();
+    let classifier = classifier(model, &classnames, task.templates(), device)?;
+    let mut correct = 0i64;
+    let chunk = 256u64;
+    for start in (0..samples).step_by(chunk as usize) {
+        let end = (start + chunk).min(samples);
+        let mut pixels = Vec::with_capacity(((end - start) * 3 * (size * size) as u64) as usize);
+        let mut labels = Vec::with_capacity((end - start) as usize);
+        for i in start..end {
+            let (image, label) = task.sample(i, size as u32);
+            pixels.extend(preprocess.apply(&image));
+            labels.push(label as i64);
+        }
+        let images = Tensor::from_slice(&pixels).view([(end - start) as i64, 3, size, size]).to_device(device);
+        let predicted = predict(model, &classifier, &images).to_device(Device::Cpu);
+        correct += predicted.eq_tensor(&Tensor::from_slice(&labels)).sum(Kind::Int64).int64_value(&[]);
+    }
+    Ok(correct as f64 / samples.max(1) as f64)
+}

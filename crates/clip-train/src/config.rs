@@ -1,0 +1,328 @@
+//! The training configuration: TOML, every key optional with a documented default
+//! (`docs/config.md`), unknown keys and bad values refused with the key (and, in a file, the line),
+//! `--set key=value` overrides applied on top, then validated once.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Everything a run needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Seed of initialisation, data order and augmentation.
+    pub seed: u64,
+    /// The run folder.
+    pub output: PathBuf,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// `fp32`, or `bf16` autocast (CUDA).
+    pub precision: String,
+    /// The model.
+    pub model: ModelSection,
+    /// The data.
+    pub data: DataSection,
+    /// The optimiser and schedule.
+    pub optim: OptimSection,
+    /// The loss.
+    pub loss: LossSection,
+    /// Checkpoints.
+    pub checkpoint: CheckpointSection,
+    /// Evaluation during training.
+    pub eval: EvalSection,
+    /// Guards against divergence.
+    pub stability: StabilitySection,
+}
+
+/// `[model]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    /// A preset name (`tiny`, `ViT-B-32`, `RN50`, …), used when `config` is empty.
+    pub preset: String,
+    /// An open_clip model-config JSON file.
+    pub config: String,
+    /// Initial weights (OpenAI `.pt`, open_clip or Hugging Face safetensors); empty: random init.
+    pub weights: String,
+    /// Freeze the image tower (no gradient, no update).
+    pub lock_image: bool,
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataSection {
+    /// `builtin`, `csv:PATH`, `wds:PATTERN`.
+    pub source: String,
+    /// Samples per step on each rank.
+    pub batch_size: usize,
+    /// Decode threads per rank.
+    pub workers: usize,
+    /// Shard readers per rank (WebDataset).
+    pub shard_readers: usize,
+    /// Samples per epoch over all ranks (the built-in dataset's epoch, or resampled shards');
+    /// 0: the whole source.
+    pub samples_per_epoch: u64,
+    /// Draw shards with replacement.
+    pub resampled: bool,
+    /// Samples per shuffle window (WebDataset).
+    pub shuffle_window: usize,
+    /// Fail an epoch when more than this fraction of what it read was skipped.
+    pub max_skip_fraction: f64,
+    /// CSV separator (one character); empty: `,` for `.csv`, tab otherwise.
+    pub csv_separator: String,
+    /// CSV column of image paths.
+    pub csv_img_key: String,
+    /// CSV column of captions.
+    pub csv_caption_key: String,
+}
+
+/// `[optim]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimSection {
+    /// Peak learning rate.
+    pub lr: f64,
+    /// AdamW β₁.
+    pub beta1: f64,
+    /// AdamW β₂.
+    pub beta2: f64,
+    /// AdamW ε.
+    pub eps: f64,
+    /// Decoupled weight decay, applied to weight matrices only (not to gains, biases,
+    /// embeddings or `logit_scale`, as open_clip groups them).
+    pub weight_decay: f64,
+    /// Linear warm-up steps.
+    pub warmup: u64,
+    /// `cosine`, `const` or `const-cooldown`.
+    pub schedule: String,
+    /// Steps of linear cool-down to zero at the end (`const-cooldown`).
+    pub cooldown: u64,
+    /// Epochs to train.
+    pub epochs: u64,
+    /// Clip the global gradient norm to this (0: off).
+    pub grad_clip: f64,
+}
+
+/// `[loss]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LossSection {
+    /// `clip` (contrastive) or `siglip` (sigmoid).
+    pub kind: String,
+    /// Score only this rank's rows against all gathered features.
+    pub local_loss: bool,
+    /// Gather features with gradient (open_clip's `--gather-with-grad`).
+    pub gather_with_grad: bool,
+}
+
+/// `[checkpoint]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointSection {
+    /// Save every this many steps (and at the end); 0: only at the end.
+    pub every: u64,
+    /// Keep this many most recent checkpoints (the best by evaluation is kept too).
+    pub keep: usize,
+}
+
+/// `[eval]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSection {
+    /// Zero-shot evaluation every this many steps (and at the end); 0: only at the end.
+    pub every: u64,
+    /// Built-in tasks to evaluate: `shape`, `colour`, `count`, `position`.
+    pub tasks: Vec<String>,
+    /// Held-out samples per task.
+    pub samples: u64,
+}
+
+/// `[stability]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StabilitySection {
+    /// Stop after this many consecutive steps with a non-finite loss or gradient.
+    pub max_nonfinite: u32,
+    /// Steps whose loss is made NaN on purpose, to exercise the guard (tests, drills).
+    pub inject_nonfinite: Vec<u64>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            output: PathBuf::from("runs/default"),
+            device: "cpu".into(),
+            precision: "fp32".into(),
+            model: ModelSection::default(),
+            data: DataSection::default(),
+            optim: OptimSection::default(),
+            loss: LossSection::default(),
+            checkpoint: CheckpointSection::default(),
+            eval: EvalSection::default(),
+            stability: StabilitySection::default(),
+        }
+    }
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self { preset: "tiny".into(), config: String::new(), weights: String::new(), lock_image: false }
+    }
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        Self {
+            source: "builtin".into(),
+            batch_size: 128,
+            workers: 1,
+            shard_readers: 1,
+            samples_per_epoch: 16_384,
+            resampled: false,
+            shuffle_window: 1000,
+            max_skip_fraction: 0.1,
+            csv_separator: String::new(),
+            csv_img_key: "filepath".into(),
+            csv_caption_key: "title".into(),
+        }
+    }
+}
+
+impl Default for OptimSection {
+    fn default() -> Self {
+        Self {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.98,
+            eps: 1e-6,
+            weight_decay: 0.2,
+            warmup: 50,
+            schedule: "cosine".into(),
+            cooldown: 0,
+            epochs: 4,
+            grad_clip: 0.0,
+        }
+    }
+}
+
+impl Default for LossSection {
+    fn default() -> Self {
+        Self { kind: "clip".into(), local_loss: false, gather_with_grad: true }
+    }
+}
+
+impl Default for CheckpointSection {
+    fn default() -> Self {
+        Self { every: 100, keep: 2 }
+    }
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        Self { every: 0, tasks: ["shape", "colour", "count", "position"].map(String::from).to_vec(), samples: 500 }
+    }
+}
+
+impl Default for StabilitySection {
+    fn default() -> Self {
+        Self { max_nonfinite: 5, inject_nonfinite: Vec::new() }
+    }
+}
+
+/// Sets `key` (dotted: `optim.lr`) in a TOML table to `value`, read as a TOML value when it is one
+/// (`3`, `true`, `[1, 2]`, `"x"`) and as a string otherwise.
+fn set(table: &mut toml::Table, key: &str, value: &str) -> Result<()> {
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let last = parts.pop().filter(|k| !k.is_empty()).ok_or_else(|| Error::Config(format!("--set {key}: empty key")))?;
+    let mut current = table;
+    for part in parts {
+        current = current
+            .entry(part)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| Error::Config(format!("--set {key}: `{part}` is not a section")))?;
+    }
+    current.insert(last.to_owned(), parsed);
+    Ok(())
+}
+
+impl TrainConfig {
+    /// Reads `file` (if any), applies `overrides` (`key=value`), validates.
+    pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Self> {
+        let text = match file {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?,
+            None => String::new(),
+        };
+        let name = file.map_or_else(|| "the configuration".to_owned(), |p| p.display().to_string());
+        // Parsed from the text first, so that errors in the file carry their line.
+        toml::from_str::<Self>(&text).map_err(|e| Error::Config(format!("{name}: {e}")))?;
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| Error::Config(format!("{name}: {e}")))?;
+        for item in overrides {
+            let (key, value) =
+                item.split_once('=').ok_or_else(|| Error::Config(format!("--set {item}: expected key=value")))?;
+            set(&mut table, key.trim(), value.trim())?;
+        }
+        let config: Self = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::Config(format!("after --set: {}", e.message())))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The resolved configuration as TOML (written into the run folder).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |key: &str, why: String| Err(Error::Config(format!("{key}: {why}")));
+        let o = &self.optim;
+        if !(o.lr.is_finite() && o.lr > 0.0) {
+            return bad("optim.lr", format!("must be positive, got {}", o.lr));
+        }
+        for (key, beta) in [("optim.beta1", o.beta1), ("optim.beta2", o.beta2)] {
+            if !(0.0..1.0).contains(&beta) {
+                return bad(key, format!("must be in [0, 1), got {beta}"));
+            }
+        }
+        if !(o.eps > 0.0) || o.weight_decay < 0.0 || o.grad_clip < 0.0 {
+            return bad("optim", "eps must be positive, weight_decay and grad_clip not negative".into());
+        }
+        if !["cosine", "const", "const-cooldown"].contains(&o.schedule.as_str()) {
+            return bad("optim.schedule", format!("`{}` is not cosine, const or const-cooldown", o.schedule));
+        }
+        if o.epochs == 0 {
+            return bad("optim.epochs", "must be at least 1".into());
+        }
+        if !["clip", "siglip"].contains(&self.loss.kind.as_str()) {
+            return bad("loss.kind", format!("`{}` is not clip or siglip", self.loss.kind));
+        }
+        if !["fp32", "bf16"].contains(&self.precision.as_str()) {
+            return bad("precision", format!("`{}` is not fp32 or bf16", self.precision));
+        }
+        let d = &self.data;
+        if d.batch_size == 0 || d.workers == 0 || d.shard_readers == 0 || d.shuffle_window == 0 {
+            return bad("data", "batch_size, workers, shard_readers and shuffle_window must be at least 1".into());
+        }
+        if d.csv_separator.chars().count() > 1 {
+            return bad("data.csv_separator", format!("`{}` is not one character", d.csv_separator));
+        }
+        for task in &self.eval.tasks {
+            if !["shape", "colour", "count", "position"].contains(&task.as_str()) {
+                return bad("eval.tasks", format!("`{task}` is not shape, colour, count or position"));
+            }
+        }
+        if self.model.config.is_empty() && self.model.preset.is_empty() {
+            return bad("model", "give model.preset or model.config".into());
+        }
+        Ok(())
+    }
+}

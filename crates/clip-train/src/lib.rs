@@ -1,0 +1,14 @@
+//! CLIP training for clip-rs: a TOML configuration ([`config`]), AdamW with open_clip's parameter
+//! groups and schedules ([`optim`]), the loop with data parallelism, evaluation and metrics
+//! ([`trainer`]), and checkpoints that resume exactly ([`checkpoint`]).
+
+pub mod checkpoint;
+pub mod config;
+mod error;
+pub mod optim;
+mod plot;
+pub mod trainer;
+
+pub use config::TrainConfig;
+pub use error::{Error, Result};
+pub use trainer::{Event, EvalResult, StepMetrics, Summary, train};

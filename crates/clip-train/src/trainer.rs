@@ -1,0 +1,573 @@
+//! The training loop: data → forward (autocast) → contrastive loss over the global batch →
+//! backward → gradients averaged across ranks in buckets → non-finite guard → clipping → AdamW →
+//! `logit_scale` clamp; metrics, evaluation and checkpoints on schedule. Rank 0 writes the run
+//! folder; every rank resumes from the same checkpoint. Nothing here prints: progress goes to the
+//! caller as [`Event`]s.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clip_data::builtin::BuiltinTask;
+use clip_data::source::{CsvOptions, Source, SourceOptions};
+use clip_data::transform::TrainTransform;
+use clip_data::{ImageTransform, Loader, LoaderConfig, Position, TextMode};
+use clip_dist::{Backend, Dist, ReduceOp};
+use clip_model::{ClipConfig, ClipModel};
+use clip_tensor::device::DeviceSpec;
+use clip_tensor::precision::{Precision, autocast};
+use serde::Serialize;
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+use crate::checkpoint::{self, TrainState};
+use crate::config::TrainConfig;
+use crate::optim::{AdamW, learning_rate};
+use crate::{Error, Result};
+
+/// Gradients are averaged across ranks in flat buckets of about this many elements.
+const BUCKET_ELEMENTS: i64 = 8 << 20;
+
+/// One step's numbers, as written to `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepMetrics {
+    /// Steps done (1-based).
+    pub step: u64,
+    /// Total steps of the run.
+    pub total_steps: u64,
+    /// The epoch of this step.
+    pub epoch: u64,
+    /// The loss (rank 0's, the global-batch loss).
+    pub loss: f64,
+    /// The learning rate used.
+    pub lr: f64,
+    /// `logit_scale.exp()` after the step.
+    pub logit_scale: f64,
+    /// Samples per second over all ranks, this step.
+    pub samples_per_s: f64,
+    /// Samples skipped so far (rank 0's loader).
+    pub skipped: u64,
+    /// Steps skipped so far for a non-finite loss or gradient.
+    pub nonfinite_steps: u64,
+    /// Whether this step was skipped.
+    pub skipped_step: bool,
+}
+
+/// Zero-shot top-1 accuracy per built-in task.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalResult {
+    /// After this step.
+    pub step: u64,
+    /// Task name → accuracy.
+    pub top1: BTreeMap<String, f64>,
+}
+
+/// What the caller hears about.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// Training starts (or resumes at `step`).
+    Start {
+        /// Steps already done.
+        step: u64,
+        /// Steps in all.
+        total_steps: u64,
+        /// Trainable parameters.
+        parameters: i64,
+        /// Ranks.
+        world_size: usize,
+    },
+    /// A step finished.
+    Step(&'a StepMetrics),
+    /// An evaluation finished.
+    Eval(&'a EvalResult),
+    /// A checkpoint was written.
+    Checkpoint(&'a Path),
+    /// A checkpoint could not be written; the previous one is intact and training goes on.
+    CheckpointFailed(&'a Error),
+}
+
+/// The end of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Steps done.
+    pub steps: u64,
+    /// Samples seen over all ranks.
+    pub samples: u64,
+    /// Seconds of training in this process (evaluation and checkpoints included).
+    pub seconds: f64,
+    /// Mean samples per second in this process.
+    pub samples_per_s: f64,
+    /// The last loss.
+    pub final_loss: f64,
+    /// The final zero-shot evaluation.
+    pub eval: Option<EvalResult>,
+    /// Skipped samples by reason.
+    pub skipped: BTreeMap<String, u64>,
+    /// Steps skipped for a non-finite loss or gradient.
+    pub nonfinite_steps: u64,
+    /// The run folder.
+    pub output: PathBuf,
+}
+
+/// Everything one rank holds while training.
+struct Run {
+    config: TrainConfig,
+    dist: Dist,
+    device: Device,
+    precision: Precision,
+    vs: VarStore,
+    model: ClipModel,
+    optim: AdamW,
+    loader: Loader,
+    state: TrainState,
+    position: Position,
+    total_steps: u64,
+    consecutive_nonfinite: u32,
+    losses: Vec<(u64, f64)>,
+    last_eval: Option<EvalResult>,
+}
+
+fn model_config(config: &TrainConfig) -> Result<ClipConfig> {
+    if config.model.config.is_empty() {
+        return Ok(ClipConfig::named(&config.model.preset)?);
+    }
+    let path = Path::new(&config.model.config);
+    let json = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    Ok(ClipConfig::from_json(&json)?)
+}
+
+/// The loader for this rank, and the steps an epoch makes.
+fn loader(config: &TrainConfig, model: &ClipConfig, dist: &Dist) -> Result<(Loader, u64)> {
+    let d = &config.data;
+    let image_size = model.vision.image_size() as u32;
+    let options = SourceOptions {
+        csv: CsvOptions {
+            separator: d.csv_separator.bytes().next(),
+            img_key: d.csv_img_key.clone(),
+            caption_key: d.csv_caption_key.clone(),
+        },
+        builtin_seed: config.seed,
+        builtin_samples: d.samples_per_epoch,
+        builtin_image_size: image_size,
+    };
+    let source = Source::parse(&d.source, &options)?;
+    let per_epoch = match &source {
+        Source::Indexed(s) if d.source == "builtin" || d.samples_per_epoch == 0 => s.len(),
+        Source::Indexed(s) => d.samples_per_epoch.min(s.len()),
+        Source::Shards(_) if d.samples_per_epoch == 0 => {
+            return Err(Error::Config("data.samples_per_epoch: needed for WebDataset sources".into()));
+        }
+        Source::Shards(_) => d.samples_per_epoch,
+    };
+    let context_length = model.text.context_length as usize;
+    let mut lc = LoaderConfig::new(
+        d.batch_size,
+        ImageTransform::Train(TrainTransform::open_clip(image_size)),
+        TextMode::Tokens { context_length },
+    );
+    lc.threads = d.workers;
+    lc.seed = config.seed;
+    lc.rank = dist.rank;
+    lc.world_size = dist.world_size;
+    lc.workers = d.shard_readers;
+    lc.shuffle_window = d.shuffle_window;
+    lc.resampled = d.resampled;
+    lc.samples_per_epoch = matches!(source, Source::Shards(_)).then_some(per_epoch);
+    lc.max_skip_fraction = d.max_skip_fraction;
+    let steps = per_epoch / (d.batch_size * dist.world_size) as u64;
+    if steps == 0 {
+        return Err(Error::Config(format!(
+            "data: {per_epoch} samples per epoch make no batch of {} on {} ranks",
+            d.batch_size, dist.world_size
+        )));
+    }
+    Ok((Loader::new(source, lc)?, steps))
+}
+
+/// Trains as `config` says, resuming from `resume` (`latest` or a checkpoint folder) if given.
+pub fn train(config: &TrainConfig, resume: Option<&str>, mut on_event: impl FnMut(Event<'_>)) -> Result<Summary> {
+    let device = config.device.parse::<DeviceSpec>()?.resolve()?;
+    let dist = Dist::from_env(if device.is_cuda() { Backend::Nccl } else { Backend::Gloo })?;
+    let device = match device {
+        Device::Cuda(_) => Device::Cuda(dist.local_rank),
+        other => other,
+    };
+    let mut run = Run::new(config.clone(), dist, device, resume)?;
+    run.train(&mut on_event)
+}
+
+impl Run {
+    fn new(config: TrainConfig, dist: Dist, device: Device, resume: Option<&str>) -> Result<Self> {
+        let precision: Precision = config.precision.parse()?;
+        let model_config = model_config(&config)?;
+        clip_tensor::seed::seed_everything(config.seed);
+        let vs = VarStore::new(device);
+        let model = ClipModel::new(vs.root(), &model_config);
+        if !config.model.weights.is_empty() {
+            clip_model::weights::load_weights(&vs, Path::new(&config.model.weights))?;
+        }
+        // Every rank starts from rank 0's weights, whatever its RNG did.
+        for (_, mut tensor) in vs.variables() {
+            let _guard = tch::no_grad_guard();
+            dist.broadcast_(&mut tensor, 0)?;
+        }
+        if config.model.lock_image {
+            for (name, tensor) in vs.variables() {
+                if name.starts_with("visual.") {
+                    let _ = tensor.set_requires_grad(false);
+                }
+            }
+        }
+        let params: BTreeMap<String, Tensor> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        let optim = AdamW::new(params, &config.optim);
+        let (loader, steps_per_epoch) = loader(&config, &model_config, &dist)?;
+        let total_steps = steps_per_epoch * config.optim.epochs;
+        let mut run = Self {
+            config,
+            dist,
+            device,
+            precision,
+            vs,
+            model,
+            optim,
+            loader,
+            state: TrainState { model_json: model_config.to_json(), ..TrainState::default() },
+            position: Position::start(0),
+            total_steps,
+            consecutive_nonfinite: 0,
+            losses: Vec::new(),
+            last_eval: None,
+        };
+        match resume {
+            Some(spec) => run.restore(spec)?,
+            None => run.fresh_output()?,
+        }
+        Ok(run)
+    }
+
+    fn output(&self) -> &Path {
+        &self.config.output
+    }
+
+    fn is_main(&self) -> bool {
+        self.dist.rank == 0
+    }
+
+    /// A new run: the folder must not hold another run's checkpoints.
+    fn fresh_output(&mut self) -> Result<()> {
+        if self.is_main() {
+            if checkpoint::root(self.output()).join("latest").exists() {
+                return Err(Error::Config(format!(
+                    "output: {} already holds a run; continue it with --resume latest, or give another \
+                     folder (--set output=runs/NAME)",
+                    self.output().display()
+                )));
+            }
+            self.write_run_files()?;
+            let metrics = self.output().join("metrics.jsonl");
+            std::fs::write(&metrics, b"").map_err(|e| Error::io(&metrics, e))?;
+        }
+        self.dist.barrier()?;
+        Ok(())
+    }
+
+    fn write_run_files(&self) -> Result<()> {
+        let out = self.output();
+        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+        let toml = self.config.to_toml();
+        clip_tensor::atomic::atomic_write(&out.join("config.toml"), |f| f.write_all(toml.as_bytes()))?;
+        let json = self.state.model_json.clone();
+        clip_tensor::atomic::atomic_write(&out.join("model.json"), |f| f.write_all(json.as_bytes()))?;
+        Ok(())
+    }
+
+    /// Loads a checkpoint: weights, optimiser, counters, this rank's data position; the metrics
+    /// log is cut back to the checkpoint's step (a crash may have logged steps after it).
+    fn restore(&mut self, spec: &str) -> Result<()> {
+        let dir = checkpoint::resolve(self.output(), spec)?;
+        let (state, position) = checkpoint::read(&dir, self.dist.rank)?;
+        if state.model_json != self.state.model_json {
+            return Err(Error::Checkpoint(format!("{} is of a different model architecture", dir.display())));
+        }
+        clip_tensor::safetensors::load_strict(&self.vs, &dir.join("model.safetensors"))?;
+        let optimizer = clip_tensor::safetensors::read_safetensors(&dir.join("optimizer.safetensors"))?;
+        self.optim
+            .load_state(optimizer.into_iter().map(|(n, t)| (n, t.to_device(self.device))).collect())
+            .map_err(|e| Error::Checkpoint(format!("{}: optimizer state: {e}", dir.display())))?;
+        if self.optim.steps() != state.step {
+            return Err(Error::Checkpoint(format!("{}: optimizer at step {}, state at {}", dir.display(), self.optim.steps(), state.step)));
+        }
+        self.state = state;
+        self.position = position;
+        if self.is_main() {
+            self.write_run_files()?;
+            let path = self.output().join("metrics.jsonl");
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let mut kept = String::new();
+            for line in text.lines() {
+                let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+                let step = value.get("step").and_then(serde_json::Value::as_u64).unwrap_or(u64::MAX);
+                if step <= self.state.step {
+                    if let (Some(loss), None) = (value.get("loss").and_then(serde_json::Value::as_f64), value.get("top1")) {
+                        self.losses.push((step, loss));
+                    }
+                    kept.push_str(line);
+                    kept.push('\n');
+                }
+            }
+            clip_tensor::atomic::atomic_write(&path, |f| f.write_all(kept.as_bytes()))?;
+        }
+        self.dist.barrier()?;
+        Ok(())
+    }
+
+    fn log(&self, line: &impl Serialize) -> Result<()> {
+        if !self.is_main() {
+            return Ok(());
+        }
+        let path = self.output().join("metrics.jsonl");
+        let mut text = serde_json::to_string(line).map_err(|e| Error::Checkpoint(e.to_string()))?;
+        text.push('\n');
+        let mut file = std::fs::OpenOptions::new().append(true).create(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        file.write_all(text.as_bytes()).map_err(|e| Error::io(&path, e))
+    }
+
+    /// Whether every rank says yes.
+    fn all(&self, yes: bool) -> Result<bool> {
+        if !self.dist.is_distributed() {
+            return Ok(yes);
+        }
+        let mut flag = Tensor::from(i64::from(yes)).to_device(self.device);
+        self.dist.all_reduce_(&mut flag, ReduceOp::Min)?;
+        Ok(flag.int64_value(&[]) == 1)
+    }
+
+    fn train(&mut self, on_event: &mut impl FnMut(Event<'_>)) -> Result<Summary> {
+        let parameters = self.optim.params().map(|(_, t)| t.numel() as i64).sum();
+        on_event(Event::Start { step: self.state.step, total_steps: self.total_steps, parameters, world_size: self.dist.world_size });
+        let started = Instant::now();
+        let samples_at_start = self.state.samples;
+        let global_batch = (self.config.data.batch_size * self.dist.world_size) as u64;
+        let (mut last_eval_step, mut last_checkpoint_step) = (None, None);
+        let mut final_loss = f64::NAN;
+        'epochs: while self.state.step < self.total_steps {
+            let mut batches = self.loader.resume(&self.position)?;
+            loop {
+                if self.state.step >= self.total_steps {
+                    break 'epochs;
+                }
+                let next = batches.next();
+                if !self.all(next.is_some())? {
+                    break;
+                }
+                let batch = next.expect("checked just above")?;
+                let t0 = Instant::now();
+                self.state.skipped.merge(&batch.skipped);
+                let lr = learning_rate(&self.config.optim, self.state.step, self.total_steps);
+                let (loss, skipped_step) = self.step(&batch.images, batch.texts.as_ref().expect("captions are tokenised"), lr)?;
+                self.state.step += 1;
+                self.state.samples += global_batch;
+                self.position = batch.position;
+                final_loss = loss;
+                self.losses.push((self.state.step, loss));
+                let metrics = StepMetrics {
+                    step: self.state.step,
+                    total_steps: self.total_steps,
+                    epoch: self.position.epoch,
+                    loss,
+                    lr,
+                    logit_scale: self.model.logit_scale().exp().double_value(&[]),
+                    samples_per_s: global_batch as f64 / t0.elapsed().as_secs_f64(),
+                    skipped: self.state.skipped.samples(),
+                    nonfinite_steps: self.state.nonfinite_steps,
+                    skipped_step,
+                };
+                self.log(&metrics)?;
+                on_event(Event::Step(&metrics));
+                let step = self.state.step;
+                let every = |n: u64| n > 0 && step % n == 0;
+                if every(self.config.eval.every) {
+                    self.evaluate(on_event)?;
+                    last_eval_step = Some(step);
+                }
+                if every(self.config.checkpoint.every) {
+                    self.checkpoint(on_event)?;
+                    last_checkpoint_step = Some(step);
+                }
+            }
+            if batches.tail().consumed > 0 {
+                self.state.skipped.merge(&batches.tail().skipped);
+            }
+            self.position = Position::start(self.position.epoch + 1);
+        }
+        if last_eval_step != Some(self.state.step) {
+            self.evaluate(on_event)?;
+        }
+        if last_checkpoint_step != Some(self.state.step) {
+            self.checkpoint(on_event)?;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let samples = self.state.samples - samples_at_start;
+        let summary = Summary {
+            steps: self.state.step,
+            samples: self.state.samples,
+            seconds,
+            samples_per_s: samples as f64 / seconds.max(1e-9),
+            final_loss,
+            eval: self.last_eval.clone(),
+            skipped: self.state.skipped.0.iter().map(|(r, n)| (r.name().to_owned(), *n)).collect(),
+            nonfinite_steps: self.state.nonfinite_steps,
+            output: self.output().to_path_buf(),
+        };
+        if self.is_main() {
+            let json = serde_json::to_vec_pretty(&summary).map_err(|e| Error::Checkpoint(e.to_string()))?;
+            clip_tensor::atomic::atomic_write(&self.output().join("summary.json"), |f| f.write_all(&json))?;
+            self.plot()?;
+        }
+        Ok(summary)
+    }
+
+    /// One optimisation step; returns the loss and whether the step was skipped as non-finite.
+    fn step(&mut self, images: &Tensor, texts: &Tensor, lr: f64) -> Result<(f64, bool)> {
+        let (images, texts) = (images.to_device(self.device), texts.to_device(self.device));
+        self.optim.zero_grad();
+        let loss = autocast(self.device, self.precision, || -> Result<Tensor> {
+            let out = self.model.forward(&images, &texts);
+            let (image, text) = (out.image_features.to_kind(Kind::Float), out.text_features.to_kind(Kind::Float));
+            self.loss(&image, &text, &out.logit_scale.to_kind(Kind::Float))
+        })??;
+        let loss = if self.config.stability.inject_nonfinite.contains(&(self.state.step + 1)) { loss * f64::NAN } else { loss };
+        loss.backward();
+        self.average_grads()?;
+        let value = loss.double_value(&[]);
+        let norm = self.optim.grad_norm();
+        if !self.all(value.is_finite() && norm.is_finite())? {
+            self.optim.zero_grad();
+            self.state.nonfinite_steps += 1;
+            self.consecutive_nonfinite += 1;
+            if self.consecutive_nonfinite >= self.config.stability.max_nonfinite.max(1) {
+                return Err(Error::Diverged { count: self.consecutive_nonfinite, step: self.state.step + 1 });
+            }
+            return Ok((value, true));
+        }
+        self.consecutive_nonfinite = 0;
+        let clip = self.config.optim.grad_clip;
+        if clip > 0.0 && norm > clip {
+            self.optim.scale_grads(clip / (norm + 1e-6));
+        }
+        self.optim.step(lr);
+        let _guard = tch::no_grad_guard();
+        let _ = self.model.logit_scale().shallow_clone().clamp_(0.0, clip_loss::MAX_LOGIT_SCALE);
+        Ok((value, false))
+    }
+
+    /// The contrastive loss over the global batch.
+    fn loss(&self, image: &Tensor, text: &Tensor, scale: &Tensor) -> Result<Tensor> {
+        if !self.dist.is_distributed() {
+            return Ok(clip_loss::clip_loss(image, text, scale));
+        }
+        let rank = self.dist.rank;
+        let (all_image, all_text) = if self.config.loss.gather_with_grad {
+            (self.dist.all_gather_with_grad(image)?, self.dist.all_gather_with_grad(text)?)
+        } else {
+            (
+                clip_loss::with_local_block(&self.dist.all_gather(image)?, image, rank),
+                clip_loss::with_local_block(&self.dist.all_gather(text)?, text, rank),
+            )
+        };
+        Ok(clip_loss::clip_loss_gathered(image, text, &all_image, &all_text, scale, rank, self.config.loss.local_loss))
+    }
+
+    /// Averages gradients over ranks, a few large flat buckets at a time.
+    fn average_grads(&mut self) -> Result<()> {
+        if !self.dist.is_distributed() {
+            return Ok(());
+        }
+        let grads = self.optim.grads();
+        let mut start = 0;
+        while start < grads.len() {
+            let mut end = start;
+            let mut elements = 0;
+            while end < grads.len() && (end == start || elements + grads[end].numel() as i64 <= BUCKET_ELEMENTS) {
+                elements += grads[end].numel() as i64;
+                end += 1;
+            }
+            let flat: Vec<Tensor> = grads[start..end].iter().map(|g| g.reshape([-1])).collect();
+            let mut bucket = Tensor::cat(&flat, 0);
+            self.dist.all_reduce_(&mut bucket, ReduceOp::Avg)?;
+            let mut offset = 0;
+            for grad in &grads[start..end] {
+                let n = grad.numel() as i64;
+                let mut grad = grad.shallow_clone();
+                grad.copy_(&bucket.narrow(0, offset, n).view_as(&grad));
+                offset += n;
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Zero-shot accuracy on the configured built-in tasks (rank 0; the others wait).
+    fn evaluate(&mut self, on_event: &mut impl FnMut(Event<'_>)) -> Result<()> {
+        if self.is_main() && !self.config.eval.tasks.is_empty() {
+            let mut top1 = BTreeMap::new();
+            for name in &self.config.eval.tasks {
+                let task = BuiltinTask::ALL.into_iter().find(|t| t.name() == name).expect("validated task name");
+                top1.insert(name.clone(), clip_eval::zeroshot::builtin_accuracy(&self.model, task, self.config.eval.samples, self.device)?);
+            }
+            let mean = top1.values().sum::<f64>() / top1.len() as f64;
+            if self.state.best.is_none_or(|(best, _)| mean > best) {
+                self.state.best = Some((mean, self.state.step));
+            }
+            let result = EvalResult { step: self.state.step, top1 };
+            self.log(&result)?;
+            on_event(Event::Eval(&result));
+            self.last_eval = Some(result);
+            self.plot()?;
+        }
+        self.dist.barrier()?;
+        Ok(())
+    }
+
+    /// Every rank writes its data position, rank 0 the rest; a failure to write (a full disk) is
+    /// reported and training goes on from the previous checkpoint's safety.
+    fn checkpoint(&mut self, on_event: &mut impl FnMut(Event<'_>)) -> Result<()> {
+        let written = checkpoint::begin(self.output(), self.state.step)
+            .and_then(|dir| checkpoint::write_position(&dir, self.dist.rank, &self.position));
+        let ok = self.all(written.is_ok())?;
+        if self.is_main() {
+            let result = match (ok, written) {
+                (true, _) => {
+                    let (vs, optim) = (&self.vs, &self.optim);
+                    checkpoint::commit(
+                        self.output(),
+                        &self.state,
+                        |dir| {
+                            clip_tensor::safetensors::save_var_store(vs, &dir.join("model.safetensors"))?;
+                            let state = optim.state();
+                            let named: Vec<(&str, &Tensor)> = state.iter().map(|(n, t)| (n.as_str(), t)).collect();
+                            clip_tensor::safetensors::save_safetensors(&dir.join("optimizer.safetensors"), &named)?;
+                            Ok(())
+                        },
+                        self.config.checkpoint.keep,
+                    )
+                }
+                (false, Err(e)) => Err(e),
+                (false, Ok(_)) => Err(Error::Checkpoint("another rank could not write its part".into())),
+            };
+            match result {
+                Ok(path) => on_event(Event::Checkpoint(&path)),
+                Err(e) => on_event(Event::CheckpointFailed(&e)),
+            }
+        }
+        self.dist.barrier()?;
+        Ok(())
+    }
+
+    fn plot(&self) -> Result<()> {
+        let png = crate::plot::loss_curve(&self.losses);
+        clip_tensor::atomic::atomic_write(&self.output().join("loss.png"), |f| f.write_all(&png))?;
+        Ok(())
+    }
+}
