@@ -207,8 +207,10 @@ impl Run {
         if !config.model.weights.is_empty() {
             clip_model::weights::load_weights(&vs, Path::new(&config.model.weights))?;
         }
-        // Every rank starts from rank 0's weights, whatever its RNG did.
-        for (_, mut tensor) in vs.variables() {
+        // Every rank starts from rank 0's weights, whatever its RNG did (in name order: the same
+        // sequence of collectives on every rank).
+        let variables: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
+        for mut tensor in variables.into_values() {
             let _guard = tch::no_grad_guard();
             dist.broadcast_(&mut tensor, 0)?;
         }

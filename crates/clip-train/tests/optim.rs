@@ -1,0 +1,67 @@
+use std::collections::BTreeMap;
+
+use clip_train::config::OptimSection;
+use clip_train::optim::{AdamW, exempt_from_decay, learning_rate};
+use tch::Tensor;
+
+#[test]
+fn adamw_equals_torch_adamw() {
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/adamw.json")).unwrap();
+    let floats = |v: &serde_json::Value| -> Vec<f32> { v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect() };
+    let w = Tensor::from_slice(&floats(&fixture["init"]["w"])).view([2, 3]).set_requires_grad(true);
+    let b = Tensor::from_slice(&floats(&fixture["init"]["b"])).set_requires_grad(true);
+    // Names put `w` in the decayed group and `b` (a bias) in the exempt one, as in the fixture.
+    let params = BTreeMap::from([("layer.weight".to_owned(), w.shallow_clone()), ("layer.bias".to_owned(), b.shallow_clone())]);
+    let config = OptimSection { beta1: 0.9, beta2: 0.98, eps: 1e-6, weight_decay: 0.2, ..OptimSection::default() };
+    let mut optim = AdamW::new(params, &config);
+    assert_eq!(optim.groups(), (vec!["layer.weight"], vec!["layer.bias"]));
+    for step in fixture["steps"].as_array().unwrap() {
+        let (gw, gb) = (Tensor::from_slice(&floats(&step["gw"])).view([2, 3]), Tensor::from_slice(&floats(&step["gb"])));
+        (&w * &gw).sum(tch::Kind::Float).backward();
+        (&b * &gb).sum(tch::Kind::Float).backward();
+        optim.step(step["lr"].as_f64().unwrap());
+        optim.zero_grad();
+        let (ew, eb) = (Tensor::from_slice(&floats(&step["w"])).view([2, 3]), Tensor::from_slice(&floats(&step["b"])));
+        let diff = (&w - &ew).abs().max().double_value(&[]).max((&b - &eb).abs().max().double_value(&[]));
+        assert!(diff < 1e-6, "step {}: max difference {diff}", optim.steps());
+    }
+    // The state round-trips into a fresh optimiser.
+    let state = optim.state();
+    let mut other = AdamW::new(
+        BTreeMap::from([("layer.weight".to_owned(), w.copy()), ("layer.bias".to_owned(), b.copy())]),
+        &config,
+    );
+    other.load_state(state).unwrap();
+    assert_eq!(other.steps(), 5);
+    assert!(other.load_state(vec![("step".into(), Tensor::from(1i64))]).is_err());
+}
+
+#[test]
+fn open_clip_decay_groups() {
+    let matrix = Tensor::zeros([4, 4], (tch::Kind::Float, tch::Device::Cpu));
+    let vector = Tensor::zeros([4], (tch::Kind::Float, tch::Device::Cpu));
+    assert!(!exempt_from_decay("visual.transformer.resblocks.0.attn.in_proj_weight", &matrix));
+    assert!(!exempt_from_decay("text_projection", &matrix));
+    assert!(exempt_from_decay("token_embedding.weight", &matrix));
+    assert!(exempt_from_decay("positional_embedding", &matrix));
+    assert!(exempt_from_decay("visual.ln_post.weight", &vector));
+    assert!(exempt_from_decay("visual.transformer.resblocks.0.mlp.c_fc.bias", &vector));
+    assert!(exempt_from_decay("logit_scale", &Tensor::from(1.0f32)));
+}
+
+#[test]
+fn warmup_then_cosine_const_and_cooldown() {
+    let mut c = OptimSection { lr: 1.0, warmup: 10, ..OptimSection::default() };
+    assert_eq!(learning_rate(&c, 0, 110), 0.1);
+    assert_eq!(learning_rate(&c, 9, 110), 1.0);
+    assert!((learning_rate(&c, 10, 110) - 1.0).abs() < 1e-12);
+    assert!((learning_rate(&c, 60, 110) - 0.5).abs() < 1e-12);
+    assert!(learning_rate(&c, 109, 110) < 1e-3);
+    c.schedule = "const".into();
+    assert_eq!(learning_rate(&c, 100, 110), 1.0);
+    c.schedule = "const-cooldown".into();
+    c.cooldown = 20;
+    assert_eq!(learning_rate(&c, 80, 110), 1.0);
+    assert!((learning_rate(&c, 100, 110) - 0.5).abs() < 1e-12);
+}
