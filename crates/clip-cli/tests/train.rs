@@ -131,3 +131,147 @@ fn two_ranks_of_b_equal_one_rank_of_2b() {
     }
     eprintln!("largest weight difference after 8 steps: {worst:e}");
 }
+
+#[test]
+fn fine_tuning_from_weights_and_a_locked_image_tower() {
+    // The `tiny` preset (with a 16-token context): the micro model is too narrow to leave the
+    // uniform-loss plateau within a test's few dozen steps.
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = clip_model::ClipConfig::named("tiny").unwrap().to_json().replace("\"context_length\":32", "\"context_length\":16");
+    let (base, tune, lock) = (dir.path().join("base"), dir.path().join("tune"), dir.path().join("lock"));
+    for d in [&base, &tune, &lock] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let small = ["--set", "data.batch_size=16", "--set", "data.samples_per_epoch=128"];
+    let mut args = vec!["--set", "optim.epochs=1"];
+    args.extend(small);
+    let base_config = setup(&base, "");
+    std::fs::write(base.join("micro.json"), &tiny).unwrap();
+    check(train(&base_config, &args));
+    let start = last_checkpoint(&base.join("run")).join("model.safetensors");
+    let weights = format!("model.weights={}", start.display());
+
+    // Unlocked: from the base weights, the loss falls.
+    let config = setup(&tune, "");
+    std::fs::write(tune.join("micro.json"), &tiny).unwrap();
+    let mut args = vec!["--set", &weights, "--set", "optim.epochs=6", "--set", "optim.warmup=4"];
+    args.extend(small);
+    check(train(&config, &args));
+    let losses = losses(&tune.join("run"));
+    let mean = |s: &[(u64, f64)]| s.iter().map(|x| x.1).sum::<f64>() / s.len() as f64;
+    let (first, last) = (mean(&losses[..8]), mean(&losses[losses.len() - 8..]));
+    assert!(last < first - 0.1, "loss should fall: first steps {first:.4}, last steps {last:.4}");
+
+    // Locked: the image tower's weights stay exactly as loaded, the rest moves.
+    let config = setup(&lock, "");
+    std::fs::write(lock.join("micro.json"), &tiny).unwrap();
+    let mut args = vec!["--set", &weights, "--set", "model.lock_image=true", "--set", "optim.epochs=1"];
+    args.extend(small);
+    check(train(&config, &args));
+    let (before, after) = (weights_of(&start), weights_of(&last_checkpoint(&lock.join("run")).join("model.safetensors")));
+    let (mut frozen, mut moved) = (0, 0);
+    for ((name, x), (_, y)) in before.iter().zip(&after) {
+        if name.starts_with("visual.") {
+            assert!(x.equal(y), "{name} changed with the image tower locked");
+            frozen += 1;
+        } else if !x.equal(y) {
+            moved += 1;
+        }
+    }
+    assert!(frozen > 5 && moved > 5, "{frozen} frozen, {moved} moved");
+}
+
+fn weights_of(path: &Path) -> Vec<(String, Tensor)> {
+    weights(path)
+}
+
+/// The end-of-run line of a metrics log.
+fn end_line(run: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    serde_json::from_str(text.lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn corrupt_samples_are_skipped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../clip-data/tests/fixtures/images/rocket.jpg")).unwrap();
+    let mut rows = String::from("filepath,title\n");
+    for i in 0..160 {
+        let name = format!("{i}.jpg");
+        // One sample in twenty is damaged: 5 %.
+        let bytes = if i % 20 == 7 { photo[..photo.len() / 3].to_vec() } else { photo.clone() };
+        std::fs::write(dir.path().join(&name), bytes).unwrap();
+        rows.push_str(&format!("{name},a rocket number {i}\n"));
+    }
+    std::fs::write(dir.path().join("pairs.csv"), rows).unwrap();
+    let source = format!("data.source=csv:{}", dir.path().join("pairs.csv").display());
+    let config = setup(dir.path(), "");
+    let output = check(train(&config, &["--set", &source, "--set", "data.samples_per_epoch=0", "--set", "optim.epochs=1"]));
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["steps"], 20);
+    let end = end_line(&dir.path().join("run"));
+    // 8 bad files in the first epoch; the 20th step draws from the second, which may reach more.
+    let corrupt = end["skipped_by_reason"]["corrupt_image"].as_u64().unwrap();
+    assert!((8..=16).contains(&corrupt), "{end}");
+    assert_eq!(end["skipped"].as_u64().unwrap(), corrupt);
+}
+
+#[test]
+fn non_finite_steps_are_skipped_then_stop_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), "[stability]\ninject_nonfinite = [3, 4]\n");
+    check(train(&config, &["--set", "optim.epochs=1"]));
+    let run = dir.path().join("run");
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let steps: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).filter(|v: &serde_json::Value| v.get("loss").is_some()).collect();
+    let skipped: Vec<u64> = steps.iter().filter(|v| v["skipped_step"] == true).map(|v| v["step"].as_u64().unwrap()).collect();
+    assert_eq!(skipped, [3, 4]);
+    assert_eq!(end_line(&run)["nonfinite_steps"], 2);
+
+    // Three in a row with a limit of three: the run stops, and its last checkpoint is intact.
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), "[stability]\ninject_nonfinite = [10, 11, 12]\nmax_nonfinite = 3\n");
+    let output = train(&config, &["--set", "optim.epochs=1"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("3 consecutive steps") && stderr.contains("step 12"), "{stderr}");
+    let last = last_checkpoint(&dir.path().join("run"));
+    assert!(last.ends_with("step-00000008"), "{}", last.display());
+    check(train(&config, &["--resume", "latest", "--set", "stability.inject_nonfinite=[]", "--set", "optim.epochs=1"]));
+}
+
+#[test]
+fn a_full_disk_during_a_checkpoint_leaves_the_previous_one_loadable() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), "");
+    check(train(&config, &["--set", "optim.epochs=1"]));
+    let run = dir.path().join("run");
+    let before = last_checkpoint(&run);
+    let optimizer = std::fs::metadata(before.join("optimizer.safetensors")).unwrap().len();
+    // Files may not grow past half the optimiser state: every later checkpoint fails mid-write,
+    // as on a full disk (EFBIG instead of ENOSPC; SIGXFSZ ignored so the write returns an error).
+    let limit = optimizer / 2;
+    let mut command = clip(&["train", "--config", config.to_str().unwrap(), "--resume", "latest", "--set", "optim.epochs=2"]);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let output = command.output().unwrap();
+    assert!(!output.status.success(), "the final checkpoint cannot be written: {}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("checkpoint not written") && stderr.contains("previous one is intact"), "{stderr}");
+    assert_eq!(last_checkpoint(&run), before);
+    let leftovers: Vec<_> = std::fs::read_dir(run.join("checkpoints")).unwrap().filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.starts_with(".tmp")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // The previous checkpoint loads: resuming from it without the limit finishes the run.
+    check(train(&config, &["--resume", "latest", "--set", "optim.epochs=2"]));
+    assert!(last_checkpoint(&run).ends_with("step-00000032"));
+}

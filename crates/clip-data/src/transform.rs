@@ -60,7 +60,9 @@ fn decode_jpeg_into(bytes: &[u8], buffer: &mut Vec<u8>) -> Result<(u32, u32)> {
 
 fn decode_jpeg_unguarded(bytes: &[u8], buffer: &mut Vec<u8>) -> Result<(u32, u32)> {
     // JPEG's own limit (65535 a side); the pixel-count limit below is the one that applies.
+    // Strict: a file cut short is an error (as in PIL), not an image padded with grey.
     let options = DecoderOptions::default()
+        .set_strict_mode(true)
         .jpeg_set_out_colorspace(ColorSpace::RGB)
         .set_max_width(usize::from(u16::MAX))
         .set_max_height(usize::from(u16::MAX));

@@ -51,4 +51,8 @@ fn jpeg_fast_path_decodes_like_the_general_decoder() {
     let max = fast.pixels.iter().zip(general.to_rgb()).map(|(a, b)| (i32::from(*a) - i32::from(b)).abs()).max().unwrap();
     assert!(max <= 2, "{max}");
     assert!(decode_rgb(b"\xFF\xD8\xFF garbage").is_err());
+    // A JPEG cut short is an error, as in PIL (not an image padded with grey).
+    let photo = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images/rocket.jpg")).unwrap();
+    assert!(decode_rgb(&photo).is_ok());
+    assert!(decode_rgb(&photo[..photo.len() / 3]).is_err());
 }

@@ -87,13 +87,26 @@ pub fn commit(output: &Path, state: &TrainState, write_tensors: impl FnOnce(&Pat
     }
 }
 
-/// Removes complete checkpoints older than the newest `keep`, sparing the best one.
-fn prune(output: &Path, keep: usize, best_step: Option<u64>) {
-    let Ok(entries) = std::fs::read_dir(root(output)) else { return };
+/// Steps of the complete checkpoints (a `step-N` folder only appears by a rename once complete),
+/// in order.
+fn steps(output: &Path) -> Vec<u64> {
+    let Ok(entries) = std::fs::read_dir(root(output)) else { return Vec::new() };
     let mut steps: Vec<u64> = entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("step-")?.parse().ok())
         .collect();
     steps.sort_unstable();
+    steps
+}
+
+/// The newest complete checkpoint, if any. Found by listing rather than through `latest`, which a
+/// crash can leave one checkpoint behind (it is written after the rename).
+pub fn newest(output: &Path) -> Option<PathBuf> {
+    steps(output).last().map(|&s| step_dir(output, s))
+}
+
+/// Removes complete checkpoints older than the newest `keep`, sparing the best one.
+fn prune(output: &Path, keep: usize, best_step: Option<u64>) {
+    let steps = steps(output);
     let cut = steps.len().saturating_sub(keep.max(1));
     for &step in &steps[..cut] {
         if Some(step) != best_step {
@@ -102,15 +115,13 @@ fn prune(output: &Path, keep: usize, best_step: Option<u64>) {
     }
 }
 
-/// A checkpoint to resume from: `latest` (of the run's output folder) or a checkpoint folder.
+/// A checkpoint to resume from: `latest` (the newest complete one of the run's output folder) or
+/// a checkpoint folder.
 pub fn resolve(output: &Path, spec: &str) -> Result<PathBuf> {
     if spec != "latest" {
         return Ok(PathBuf::from(spec));
     }
-    let pointer = root(output).join("latest");
-    let name = std::fs::read_to_string(&pointer)
-        .map_err(|e| Error::Checkpoint(format!("no checkpoint to resume in {}: {e}", root(output).display())))?;
-    Ok(root(output).join(name.trim()))
+    newest(output).ok_or_else(|| Error::Checkpoint(format!("no checkpoint to resume in {}", root(output).display())))
 }
 
 /// Reads a checkpoint's state and this rank's position.

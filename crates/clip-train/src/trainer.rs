@@ -126,6 +126,8 @@ struct Run {
     consecutive_nonfinite: u32,
     losses: Vec<(u64, f64)>,
     last_eval: Option<EvalResult>,
+    /// Whether rank 0's last checkpoint was written (other ranks keep `true`).
+    checkpoint_ok: bool,
 }
 
 fn model_config(config: &TrainConfig) -> Result<ClipConfig> {
@@ -240,6 +242,7 @@ impl Run {
             consecutive_nonfinite: 0,
             losses: Vec::new(),
             last_eval: None,
+            checkpoint_ok: true,
         };
         match resume {
             Some(spec) => run.restore(spec)?,
@@ -259,7 +262,7 @@ impl Run {
     /// A new run: the folder must not hold another run's checkpoints.
     fn fresh_output(&mut self) -> Result<()> {
         if self.is_main() {
-            if checkpoint::root(self.output()).join("latest").exists() {
+            if checkpoint::newest(self.output()).is_some() {
                 return Err(Error::Config(format!(
                     "output: {} already holds a run; continue it with --resume latest, or give another \
                      folder (--set output=runs/NAME)",
@@ -393,8 +396,7 @@ impl Run {
                     self.evaluate(on_event)?;
                     last_eval_step = Some(step);
                 }
-                if every(self.config.checkpoint.every) {
-                    self.checkpoint(on_event)?;
+                if every(self.config.checkpoint.every) && self.checkpoint(on_event)? {
                     last_checkpoint_step = Some(step);
                 }
             }
@@ -406,8 +408,11 @@ impl Run {
         if last_eval_step != Some(self.state.step) {
             self.evaluate(on_event)?;
         }
-        if last_checkpoint_step != Some(self.state.step) {
-            self.checkpoint(on_event)?;
+        if last_checkpoint_step != Some(self.state.step) && !self.checkpoint(on_event)? {
+            return Err(Error::Checkpoint(format!(
+                "the final checkpoint (step {}) could not be written; the previous one is intact",
+                self.state.step
+            )));
         }
         let seconds = started.elapsed().as_secs_f64();
         let samples = self.state.samples - samples_at_start;
@@ -422,6 +427,13 @@ impl Run {
             nonfinite_steps: self.state.nonfinite_steps,
             output: self.output().to_path_buf(),
         };
+        self.log(&serde_json::json!({
+            "step": self.state.step,
+            "end": true,
+            "skipped": self.state.skipped.samples(),
+            "skipped_by_reason": summary.skipped,
+            "nonfinite_steps": self.state.nonfinite_steps,
+        }))?;
         if self.is_main() {
             let json = serde_json::to_vec_pretty(&summary).map_err(|e| Error::Checkpoint(e.to_string()))?;
             clip_tensor::atomic::atomic_write(&self.output().join("summary.json"), |f| f.write_all(&json))?;
@@ -533,8 +545,9 @@ impl Run {
     }
 
     /// Every rank writes its data position, rank 0 the rest; a failure to write (a full disk) is
-    /// reported and training goes on from the previous checkpoint's safety.
-    fn checkpoint(&mut self, on_event: &mut impl FnMut(Event<'_>)) -> Result<()> {
+    /// reported and training goes on from the previous checkpoint's safety. Returns whether the
+    /// checkpoint was written.
+    fn checkpoint(&mut self, on_event: &mut impl FnMut(Event<'_>)) -> Result<bool> {
         let written = checkpoint::begin(self.output(), self.state.step)
             .and_then(|dir| checkpoint::write_position(&dir, self.dist.rank, &self.position));
         let ok = self.all(written.is_ok())?;
@@ -558,13 +571,14 @@ impl Run {
                 (false, Err(e)) => Err(e),
                 (false, Ok(_)) => Err(Error::Checkpoint("another rank could not write its part".into())),
             };
-            match result {
-                Ok(path) => on_event(Event::Checkpoint(&path)),
-                Err(e) => on_event(Event::CheckpointFailed(&e)),
+            match &result {
+                Ok(path) => on_event(Event::Checkpoint(path)),
+                Err(e) => on_event(Event::CheckpointFailed(e)),
             }
+            self.checkpoint_ok = result.is_ok();
         }
         self.dist.barrier()?;
-        Ok(())
+        self.all(self.checkpoint_ok)
     }
 
     fn plot(&self) -> Result<()> {
