@@ -98,24 +98,31 @@ fn caption(l: &SceneLabels, rng: &mut ChaCha8Rng) -> String {
     match l.position {
         Some(p) => {
             let position = POSITIONS[p];
-            match rng.random_range(0..7) {
+            // Some captions name every attribute, some only a few, as alt-texts do.
+            match rng.random_range(0..11) {
                 0 => format!("a {size} {colour} {shape} {position}"),
                 1 => format!("a {colour} {shape}"),
                 2 => format!("a photo of a {colour} {shape}"),
                 3 => format!("there is a {size} {colour} {shape} {position} of the picture"),
                 4 => format!("{colour} {shape}, {position}"),
                 5 => format!("a picture showing one {colour} {shape} {position}"),
-                _ => format!("a {shape} coloured {colour}, {position}"),
+                6 => format!("a {shape} coloured {colour}, {position}"),
+                7 => format!("a {size} {shape}"),
+                8 => format!("one {shape} {position}"),
+                9 => format!("something {colour} {position}"),
+                _ => format!("a {colour} thing"),
             }
         }
         None => {
             let count = COUNTS[l.count - 1];
-            match rng.random_range(0..5) {
+            match rng.random_range(0..7) {
                 0 => format!("{count} {colour} {shapes}"),
                 1 => format!("a photo of {count} {colour} {shapes}"),
                 2 => format!("there are {count} {shapes}, all {colour}"),
                 3 => format!("{count} small {colour} {shapes} on a plain background"),
-                _ => format!("a picture with {count} {shapes} in {colour}"),
+                4 => format!("a picture with {count} {shapes} in {colour}"),
+                5 => format!("{count} {shapes}"),
+                _ => format!("{count} {colour} things"),
             }
         }
     }

@@ -181,7 +181,7 @@ impl Default for DataSection {
             batch_size: 128,
             workers: 1,
             shard_readers: 1,
-            samples_per_epoch: 16_384,
+            samples_per_epoch: 12_800,
             resampled: false,
             shuffle_window: 1000,
             max_skip_fraction: 0.1,
@@ -203,7 +203,7 @@ impl Default for OptimSection {
             warmup: 50,
             schedule: "cosine".into(),
             cooldown: 0,
-            epochs: 4,
+            epochs: 3,
             grad_clip: 0.0,
         }
     }
