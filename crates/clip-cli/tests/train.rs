@@ -275,3 +275,34 @@ fn a_full_disk_during_a_checkpoint_leaves_the_previous_one_loadable() {
     check(train(&config, &["--resume", "latest", "--set", "optim.epochs=2"]));
     assert!(last_checkpoint(&run).ends_with("step-00000032"));
 }
+
+/// torchrun (from the torch wheel that provides libtorch) runs the same job as `clip launch`, to
+/// the bit. As in the launch tests, a libtorch that is not a wheel has no torchrun to try.
+#[test]
+fn torchrun_and_clip_launch_train_alike() {
+    let libtorch = PathBuf::from(std::env::var_os("LIBTORCH").expect("LIBTORCH is set (cargo xtask test sets it)"));
+    if !libtorch.join("version.py").exists() {
+        return;
+    }
+    let torchrun = libtorch.ancestors().nth(4).unwrap().join("bin/torchrun");
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("launch"), dir.path().join("torchrun"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let (config_a, config_b) = (setup(&a, ""), setup(&b, ""));
+    let args = ["--set", "optim.epochs=1"];
+    check(clip(&["launch", "--nproc", "2", "--", "train", "--config", config_a.to_str().unwrap(), args[0], args[1]]).output().unwrap());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    check(
+        Command::new(&torchrun)
+            .args(["--nproc-per-node", "2", "--master-port", &port, "--no-python", env!("CARGO_BIN_EXE_clip")])
+            .args(["train", "--config", config_b.to_str().unwrap(), args[0], args[1]])
+            .env("OMP_NUM_THREADS", "1")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(losses(&a.join("run")).len(), 8);
+    assert_eq!(losses(&a.join("run")), losses(&b.join("run")));
+    let (wa, wb) = (weights(&last_checkpoint(&a.join("run")).join("model.safetensors")), weights(&last_checkpoint(&b.join("run")).join("model.safetensors")));
+    assert!(wa.iter().zip(&wb).all(|((_, x), (_, y))| x.equal(y)));
+}
