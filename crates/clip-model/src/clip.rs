@@ -38,6 +38,7 @@ pub struct ClipModel {
     visual: Visual,
     text: TextTransformer,
     logit_scale: Tensor,
+    logit_bias: Option<Tensor>,
 }
 
 impl ClipModel {
@@ -52,7 +53,8 @@ impl ClipModel {
             config: config.clone(),
             visual,
             text: TextTransformer::new(p.clone(), &config.text, config.embed_dim, activation),
-            logit_scale: p.var("logit_scale", &[], Init::Const(clip_init_logit_scale())),
+            logit_scale: p.var("logit_scale", &[], Init::Const(config.init_logit_scale.unwrap_or_else(clip_init_logit_scale))),
+            logit_bias: config.init_logit_bias.map(|b| p.var("logit_bias", &[], Init::Const(b))),
         }
     }
 
@@ -81,6 +83,11 @@ impl ClipModel {
     /// The learnable log-temperature parameter (the trainer clamps it).
     pub fn logit_scale(&self) -> &Tensor {
         &self.logit_scale
+    }
+
+    /// The learnable logit bias of SigLIP models (`init_logit_bias` in the config).
+    pub fn logit_bias(&self) -> Option<&Tensor> {
+        self.logit_bias.as_ref()
     }
 
     /// Normalised image and text features and `logit_scale.exp()`.

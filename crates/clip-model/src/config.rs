@@ -19,6 +19,10 @@ pub struct ClipConfig {
     pub vision: VisionConfig,
     /// The text tower.
     pub text: TextConfig,
+    /// Initial `logit_scale` (log of the temperature's inverse); `None`: CLIP's ln(1/0.07).
+    pub init_logit_scale: Option<f64>,
+    /// Initial logit bias; `Some` gives the model a learnable `logit_bias` (SigLIP models).
+    pub init_logit_bias: Option<f64>,
 }
 
 /// The image tower's family.
@@ -93,6 +97,10 @@ struct RawConfig {
     embed_dim: i64,
     #[serde(default)]
     quick_gelu: bool,
+    #[serde(default)]
+    init_logit_scale: Option<f64>,
+    #[serde(default)]
+    init_logit_bias: Option<f64>,
     vision_cfg: RawVision,
     text_cfg: RawText,
 }
@@ -222,7 +230,19 @@ impl TryFrom<RawConfig> for ClipConfig {
                 return Err(Error::Config(format!("{name} must be positive, got {ratio}")));
             }
         }
-        Ok(Self { embed_dim: positive("embed_dim", raw.embed_dim)?, quick_gelu: raw.quick_gelu, vision, text })
+        for (name, value) in [("init_logit_scale", raw.init_logit_scale), ("init_logit_bias", raw.init_logit_bias)] {
+            if value.is_some_and(|v| !v.is_finite()) {
+                return Err(Error::Config(format!("{name} must be finite")));
+            }
+        }
+        Ok(Self {
+            embed_dim: positive("embed_dim", raw.embed_dim)?,
+            quick_gelu: raw.quick_gelu,
+            vision,
+            text,
+            init_logit_scale: raw.init_logit_scale,
+            init_logit_bias: raw.init_logit_bias,
+        })
     }
 }
 
@@ -277,14 +297,19 @@ impl ClipConfig {
             }),
         };
         let t = &self.text;
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "embed_dim": self.embed_dim,
             "quick_gelu": self.quick_gelu,
             "vision_cfg": vision,
             "text_cfg": {"context_length": t.context_length, "vocab_size": t.vocab_size, "width": t.width,
                          "heads": t.heads, "layers": t.layers, "mlp_ratio": t.mlp_ratio},
-        })
-        .to_string()
+        });
+        for (key, value) in [("init_logit_scale", self.init_logit_scale), ("init_logit_bias", self.init_logit_bias)] {
+            if let Some(v) = value {
+                json[key] = serde_json::json!(v);
+            }
+        }
+        json.to_string()
     }
 
     /// Every preset name.

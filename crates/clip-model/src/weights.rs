@@ -268,5 +268,6 @@ pub fn infer_config(tensors: &[(String, Tensor)], quick_gelu: bool) -> Result<Cl
             "cannot infer the attention heads: the widths are not OpenAI's multiples of 64; give a model config".into(),
         ));
     }
-    Ok(ClipConfig { embed_dim: shape("text_projection")?[1], quick_gelu, vision, text })
+    let init_logit_bias = tensors.iter().any(|(n, _)| n == "logit_bias").then_some(0.0);
+    Ok(ClipConfig { embed_dim: shape("text_projection")?[1], quick_gelu, vision, text, init_logit_scale: None, init_logit_bias })
 }

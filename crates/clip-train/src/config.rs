@@ -110,7 +110,7 @@ pub struct OptimSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LossSection {
-    /// `clip` (contrastive) or `siglip` (sigmoid).
+    /// `clip` (contrastive) or `siglip` (sigmoid, with a learnable bias).
     pub kind: String,
     /// Score only this rank's rows against all gathered features.
     pub local_loss: bool,

@@ -130,13 +130,21 @@ struct Run {
     checkpoint_ok: bool,
 }
 
+/// The architecture; a SigLIP run gets open_clip's `--siglip` initial scale (ln 10) and a learnable
+/// bias (−10) unless the config sets them.
 fn model_config(config: &TrainConfig) -> Result<ClipConfig> {
-    if config.model.config.is_empty() {
-        return Ok(ClipConfig::named(&config.model.preset)?);
+    let mut model = if config.model.config.is_empty() {
+        ClipConfig::named(&config.model.preset)?
+    } else {
+        let path = Path::new(&config.model.config);
+        let json = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        ClipConfig::from_json(&json)?
+    };
+    if config.loss.kind == "siglip" {
+        model.init_logit_scale.get_or_insert(clip_loss::SIGLIP_INIT_LOGIT_SCALE);
+        model.init_logit_bias.get_or_insert(clip_loss::SIGLIP_INIT_LOGIT_BIAS);
     }
-    let path = Path::new(&config.model.config);
-    let json = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    Ok(ClipConfig::from_json(&json)?)
+    Ok(model)
 }
 
 /// The loader for this rank, and the steps an epoch makes.
@@ -454,7 +462,13 @@ impl Run {
         let loss = if self.config.stability.inject_nonfinite.contains(&(self.state.step + 1)) { loss * f64::NAN } else { loss };
         loss.backward();
         self.average_grads()?;
-        let value = loss.double_value(&[]);
+        // The loss reported is the mean over ranks: the global loss (SigLIP's rank losses cover
+        // only their rows; the contrastive loss is the same on every rank unless local).
+        let mut reported = loss.detach().to_kind(Kind::Float);
+        if self.dist.is_distributed() {
+            self.dist.all_reduce_(&mut reported, ReduceOp::Avg)?;
+        }
+        let value = reported.double_value(&[]);
         let norm = self.optim.grad_norm();
         if !self.all(value.is_finite() && norm.is_finite())? {
             self.optim.zero_grad();
@@ -476,20 +490,31 @@ impl Run {
         Ok((value, false))
     }
 
-    /// The contrastive loss over the global batch.
+    /// The loss over the global batch: contrastive, or SigLIP's sigmoid loss.
     fn loss(&self, image: &Tensor, text: &Tensor, scale: &Tensor) -> Result<Tensor> {
+        let siglip_bias = match self.config.loss.kind.as_str() {
+            "siglip" => Some(self.model.logit_bias().expect("SigLIP runs build a logit bias").to_kind(Kind::Float)),
+            _ => None,
+        };
         if !self.dist.is_distributed() {
-            return Ok(clip_loss::clip_loss(image, text, scale));
+            return Ok(match &siglip_bias {
+                Some(bias) => clip_loss::siglip_loss(image, text, scale, bias),
+                None => clip_loss::clip_loss(image, text, scale),
+            });
         }
         let rank = self.dist.rank;
-        let (all_image, all_text) = if self.config.loss.gather_with_grad {
-            (self.dist.all_gather_with_grad(image)?, self.dist.all_gather_with_grad(text)?)
-        } else {
-            (
-                clip_loss::with_local_block(&self.dist.all_gather(image)?, image, rank),
-                clip_loss::with_local_block(&self.dist.all_gather(text)?, text, rank),
-            )
+        let gather = |x: &Tensor| -> Result<Tensor> {
+            Ok(if self.config.loss.gather_with_grad {
+                self.dist.all_gather_with_grad(x)?
+            } else {
+                clip_loss::with_local_block(&self.dist.all_gather(x)?, x, rank)
+            })
         };
+        let all_text = gather(text)?;
+        if let Some(bias) = &siglip_bias {
+            return Ok(clip_loss::siglip_loss_gathered(image, &all_text, scale, bias, rank));
+        }
+        let all_image = gather(image)?;
         Ok(clip_loss::clip_loss_gathered(image, text, &all_image, &all_text, scale, rank, self.config.loss.local_loss))
     }
 

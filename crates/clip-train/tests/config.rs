@@ -39,6 +39,7 @@ fn unknown_keys_and_bad_values_name_the_key_and_line() {
         ("optim.schedule=linear", "optim.schedule"),
         ("optim.nope=1", "nope"),
         ("loss.kind=hinge", "loss.kind"),
+        ("precision=fp8", "precision"),
         ("eval.tasks=[\"texture\"]", "eval.tasks"),
         ("seed", "key=value"),
     ] {
