@@ -73,19 +73,25 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     let rate = samples as f64 / seconds;
     let per_thread = rate / options.threads as f64;
     if options.json {
-        let reasons: Vec<String> =
-            clip_data::SkipReason::ALL.iter().map(|r| format!("\"{}\": {}", r.name(), skipped.get(*r))).collect();
-        println!(
-            "{{\"source\": {:?}, \"threads\": {}, \"batch_size\": {}, \"image_size\": {}, \"seconds\": {seconds:.3}, \"first_batch_s\": {first_batch_s:.3}, \
-             \"epochs_started\": {}, \"batches\": {batches}, \"samples\": {samples}, \"consumed\": {consumed}, \
-             \"samples_per_s\": {rate:.1}, \"samples_per_s_per_thread\": {per_thread:.1}, \"skipped\": {{{}}}}}",
-            options.source,
-            options.threads,
-            options.batch_size,
-            options.image_size,
-            epochs + 1,
-            reasons.join(", ")
-        );
+        let round = |x: f64, places: i32| (x * 10f64.powi(places)).round() / 10f64.powi(places);
+        let reasons: serde_json::Map<String, serde_json::Value> =
+            clip_data::SkipReason::ALL.iter().map(|r| (r.name().to_owned(), skipped.get(*r).into())).collect();
+        let report = serde_json::json!({
+            "source": options.source,
+            "threads": options.threads,
+            "batch_size": options.batch_size,
+            "image_size": options.image_size,
+            "seconds": round(seconds, 3),
+            "first_batch_s": round(first_batch_s, 3),
+            "epochs_started": epochs + 1,
+            "batches": batches,
+            "samples": samples,
+            "consumed": consumed,
+            "samples_per_s": round(rate, 1),
+            "samples_per_s_per_thread": round(per_thread, 1),
+            "skipped": reasons,
+        });
+        println!("{report}");
     } else {
         println!("source      {}", options.source);
         println!("pipeline    {} decode threads, batch {}, {}px training transform", options.threads, options.batch_size, options.image_size);

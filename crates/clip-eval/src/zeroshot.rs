@@ -5,7 +5,7 @@
 
 use clip_data::PreprocessConfig;
 use clip_data::builtin::BuiltinTask;
-use clip_model::ClipModel;
+use clip_model::{ClipModel, l2_normalize};
 use clip_tokenizer::Tokenizer;
 use tch::{Device, Kind, Tensor};
 
@@ -29,19 +29,15 @@ pub fn classifier(model: &ClipModel, classnames: &[String], templates: &[&str], 
         let ids = tokenizer.tokenize_batch(&prompts, context)?;
         let ids: Vec<i64> = ids.into_iter().map(i64::from).collect();
         let ids = Tensor::from_slice(&ids).view([prompts.len() as i64, context as i64]).to_device(device);
-        let features = normalize(&model.encode_text(&ids).to_kind(Kind::Float));
-        columns.push(normalize(&features.mean_dim(0, false, Kind::Float)));
+        let features = l2_normalize(&model.encode_text(&ids).to_kind(Kind::Float));
+        columns.push(l2_normalize(&features.mean_dim(0, false, Kind::Float)));
     }
     Ok(Tensor::stack(&columns, 1))
 }
 
-fn normalize(x: &Tensor) -> Tensor {
-    x / x.norm_scalaropt_dim(2.0, [-1], true).clamp_min(1e-12)
-}
-
 /// Predicted classes of preprocessed `images` (`[n, 3, s, s]`).
 pub fn predict(model: &ClipModel, classifier: &Tensor, images: &Tensor) -> Tensor {
-    let features = normalize(&model.encode_image(images).to_kind(Kind::Float));
+    let features = l2_normalize(&model.encode_image(images).to_kind(Kind::Float));
     features.matmul(classifier).argmax(-1, false)
 }
 

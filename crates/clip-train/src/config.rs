@@ -293,7 +293,7 @@ impl TrainConfig {
                 return bad(key, format!("must be in [0, 1), got {beta}"));
             }
         }
-        if !(o.eps > 0.0) || o.weight_decay < 0.0 || o.grad_clip < 0.0 {
+        if o.eps.is_nan() || o.eps <= 0.0 || o.weight_decay < 0.0 || o.grad_clip < 0.0 {
             return bad("optim", "eps must be positive, weight_decay and grad_clip not negative".into());
         }
         if !["cosine", "const", "const-cooldown"].contains(&o.schedule.as_str()) {

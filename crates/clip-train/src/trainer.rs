@@ -399,7 +399,7 @@ impl Run {
                 self.log(&metrics)?;
                 on_event(Event::Step(&metrics));
                 let step = self.state.step;
-                let every = |n: u64| n > 0 && step % n == 0;
+                let every = |n: u64| n > 0 && step.is_multiple_of(n);
                 if every(self.config.eval.every) {
                     self.evaluate(on_event)?;
                     last_eval_step = Some(step);
