@@ -8,19 +8,23 @@
 //!
 //! Both yield [`Record`]s: a stable key, the undecoded image, and a caption or label.
 
+mod arrays;
 mod braces;
 mod builtin;
 mod csv;
 mod folder;
+mod labelled;
 mod shards;
 mod tarstream;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use self::arrays::{ArraySource, open_native};
 pub use self::builtin::BuiltinSource;
 pub use self::csv::{CsvOptions, CsvSource};
 pub use self::folder::{ClassificationSet, FolderSource, ImageFolder};
+pub use self::labelled::{LabelledSplit, open_labelled};
 pub use self::shards::{ShardSamples, ShardSet, benchmark_wds};
 use crate::preprocess::SourceImage;
 use crate::skip::SkipReason;
@@ -155,6 +159,12 @@ impl Source {
             ))),
         }
     }
+}
+
+/// The non-empty lines of a text file, trimmed (class names, templates).
+pub(crate) fn read_lines(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect())
 }
 
 /// Whether `name` has an image extension this crate decodes.

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use super::tarstream::{Damage, TarStream};
-use super::{ClassificationSet, Payload, Record, Text, braces};
+use super::{ClassificationSet, Payload, Record, Text, braces, read_lines};
 use crate::skip::SkipReason;
 use crate::{Error, Result};
 
@@ -243,10 +243,9 @@ pub fn benchmark_wds(dir: impl AsRef<Path>, split: &str) -> Result<(ShardSet, Cl
         .trim()
         .parse()
         .map_err(|_| Error::Source(format!("{}: not a shard count", nshards_path.display())))?;
-    let lines = |text: String| text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect::<Vec<_>>();
-    let classnames = lines(read(&dir.join("classnames.txt"))?);
+    let classnames = read_lines(&dir.join("classnames.txt"))?;
     let templates_path = dir.join("zeroshot_classification_templates.txt");
-    let templates = if templates_path.exists() { lines(read(&templates_path)?) } else { Vec::new() };
+    let templates = if templates_path.exists() { read_lines(&templates_path)? } else { Vec::new() };
     let shards = (0..nshards).map(|i| dir.join(split).join(format!("{i}.tar")).display().to_string()).collect::<Vec<_>>();
     if shards.is_empty() {
         return Err(Error::Source(format!("{}: zero shards", nshards_path.display())));
