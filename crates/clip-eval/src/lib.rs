@@ -1,11 +1,26 @@
-//! Evaluation of CLIP models. So far: zero-shot classification ([`zeroshot`]), as the paper and
-//! open_clip build it (class embeddings averaged over prompt templates), and the built-in tasks.
+//! Evaluation of CLIP models, by the paper's protocol:
+//!
+//! - [`registry`]: the paper's 27 datasets, with their class names, prompts, metric and scores;
+//! - [`features`]: image features of a labelled split;
+//! - [`zeroshot`]: zero-shot classifiers built from prompt ensembles (the built-in tasks too);
+//! - [`linear_probe`]: L2-regularised logistic regression by L-BFGS, with the paper's λ search;
+//! - [`metrics`]: accuracy, mean per-class recall, 11-point mAP, ROC AUC, recall@k.
 
+pub mod features;
+pub mod linear_probe;
+pub mod metrics;
+pub mod registry;
 pub mod zeroshot;
 
 /// Errors from evaluation.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Reading the data failed.
+    #[error(transparent)]
+    Data(#[from] clip_data::Error),
+    /// Autocast could not be set up.
+    #[error(transparent)]
+    Tensor(#[from] clip_tensor::Error),
     /// Tokenising prompts failed.
     #[error(transparent)]
     Tokenizer(#[from] clip_tokenizer::Error),

@@ -16,16 +16,18 @@ pub fn fill(template: &str, classname: &str) -> String {
     if template.contains("{c}") { template.replace("{c}", classname) } else { template.replace("{}", classname) }
 }
 
-/// The classifier, `[embed_dim, classes]`, columns normalised.
-pub fn classifier(model: &ClipModel, classnames: &[String], templates: &[&str], device: Device) -> Result<Tensor> {
-    if classnames.is_empty() || templates.is_empty() {
+/// The classifier, `[embed_dim, classes]`, columns normalised. A class may have several names
+/// (FER2013's "happy" and "smiling"): its prompts are every template with every name.
+pub fn classifier(model: &ClipModel, classes: &[Vec<String>], templates: &[impl AsRef<str>], device: Device) -> Result<Tensor> {
+    if classes.is_empty() || classes.iter().any(Vec::is_empty) || templates.is_empty() {
         return Err(Error::Task("a zero-shot classifier needs class names and templates".into()));
     }
+    let _guard = tch::no_grad_guard();
     let context = model.config.text.context_length as usize;
     let tokenizer = Tokenizer::get();
-    let mut columns = Vec::with_capacity(classnames.len());
-    for class in classnames {
-        let prompts: Vec<String> = templates.iter().map(|t| fill(t, class)).collect();
+    let mut columns = Vec::with_capacity(classes.len());
+    for names in classes {
+        let prompts: Vec<String> = names.iter().flat_map(|n| templates.iter().map(move |t| fill(t.as_ref(), n))).collect();
         let ids = tokenizer.tokenize_batch(&prompts, context)?;
         let ids: Vec<i64> = ids.into_iter().map(i64::from).collect();
         let ids = Tensor::from_slice(&ids).view([prompts.len() as i64, context as i64]).to_device(device);
@@ -35,10 +37,15 @@ pub fn classifier(model: &ClipModel, classnames: &[String], templates: &[&str], 
     Ok(Tensor::stack(&columns, 1))
 }
 
+/// Class scores of normalised image `features` (`[n, embed_dim]`): `100 · cosine`, as CLIP's logits.
+pub fn logits(features: &Tensor, classifier: &Tensor) -> Tensor {
+    features.to_device(classifier.device()).matmul(classifier) * 100.0
+}
+
 /// Predicted classes of preprocessed `images` (`[n, 3, s, s]`).
 pub fn predict(model: &ClipModel, classifier: &Tensor, images: &Tensor) -> Tensor {
     let features = l2_normalize(&model.encode_image(images).to_kind(Kind::Float));
-    features.matmul(classifier).argmax(-1, false)
+    logits(&features, classifier).argmax(-1, false)
 }
 
 /// Top-1 accuracy of the zero-shot classifier on `samples` held-out draws of a built-in task.
@@ -46,8 +53,8 @@ pub fn builtin_accuracy(model: &ClipModel, task: BuiltinTask, samples: u64, devi
     let _guard = tch::no_grad_guard();
     let size = model.config.vision.image_size();
     let preprocess = PreprocessConfig::openai(size as u32);
-    let classnames = task.classnames();
-    let classifier = classifier(model, &classnames, task.templates(), device)?;
+    let classes: Vec<Vec<String>> = task.classnames().into_iter().map(|c| vec![c]).collect();
+    let classifier = classifier(model, &classes, task.templates(), device)?;
     let mut correct = 0i64;
     let chunk = 256u64;
     for start in (0..samples).step_by(chunk as usize) {

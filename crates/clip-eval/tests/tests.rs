@@ -1,0 +1,6 @@
+//! Integration tests of clip-eval.
+
+mod metrics; // every metric against scikit-learn or a value worked by hand
+mod probe; // the L-BFGS probe finds scikit-learn's solution; the λ search follows the paper's plan
+mod registry; // 27 datasets with the paper's class counts, prompts and numbers
+mod support;
