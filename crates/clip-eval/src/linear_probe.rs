@@ -108,7 +108,7 @@ pub fn fit(x: &Tensor, labels: &Tensor, classes: i64, lambda: f64, start: Option
     while iterations < config.max_iter && g.abs().max().double_value(&[]) > config.tolerance {
         iterations += 1;
         // Two-loop recursion: d = -H·g with H built from the stored curvature pairs.
-        let mut q = g.shallow_clone();
+        let mut q = g.copy();
         let mut alphas = Vec::with_capacity(pairs.len());
         for (s, y, rho) in pairs.iter().rev() {
             let a = rho * dot(s, &q);
