@@ -10,14 +10,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clip_data::{PreprocessConfig, SourceImage};
-use clip_model::{ClipConfig, ClipModel, WeightsFormat, l2_normalize, weights};
+use clip_model::{ClipModel, l2_normalize};
 use clip_tensor::device::DeviceSpec;
 use clip_tensor::precision::{Precision, autocast};
 use clip_tokenizer::Tokenizer;
 use rayon::prelude::*;
-use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
+use crate::model::ModelSpec;
 use crate::npy;
 
 /// What to embed.
@@ -28,9 +28,7 @@ pub(crate) enum Input {
 
 /// `clip embed`'s options.
 pub(crate) struct Options {
-    pub(crate) model: Option<String>,
-    pub(crate) model_config: Option<PathBuf>,
-    pub(crate) weights: Option<PathBuf>,
+    pub(crate) spec: ModelSpec,
     pub(crate) random_init: bool,
     pub(crate) input: Input,
     pub(crate) out: PathBuf,
@@ -68,36 +66,12 @@ impl Progress {
     }
 }
 
-fn build_model(options: &Options, device: Device) -> Result<(VarStore, ClipModel)> {
-    let format = options.weights.as_deref().map(weights::detect_format).transpose()?;
-    let mut config = match (&options.model, &options.model_config) {
-        (Some(name), None) => ClipConfig::named(name)?,
-        (None, Some(path)) => ClipConfig::from_json(&std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?)
-            .with_context(|| format!("model config {}", path.display()))?,
-        _ => bail!("give exactly one of --model and --model-config"),
-    };
-    if format.is_some_and(WeightsFormat::requires_quick_gelu) && !config.quick_gelu {
-        eprintln!("clip embed: warning: OpenAI weights use QuickGELU; building the model with QuickGELU although the config says GELU");
-        config.quick_gelu = true;
-    }
-    let vs = VarStore::new(device);
-    let model = ClipModel::new(vs.root(), &config);
-    match (&options.weights, options.random_init) {
-        (Some(path), _) => {
-            weights::load_weights(&vs, path).with_context(|| format!("loading {}", path.display()))?;
-        }
-        (None, true) => eprintln!("clip embed: warning: random weights (--random-init): the embeddings mean nothing"),
-        (None, false) => bail!("no --weights given; pass --random-init to embed with random weights on purpose"),
-    }
-    Ok((vs, model))
-}
-
 pub(crate) fn run(options: &Options) -> Result<()> {
     if options.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
     let device = options.device.resolve()?;
-    let (_vs, model) = build_model(options, device)?;
+    let (_vs, model) = options.spec.build(device, options.random_init, "clip embed")?;
     let _guard = tch::no_grad_guard();
     let encode = Encoder { model: &model, device, precision: options.precision };
     let (rows, names) = match &options.input {

@@ -2,12 +2,14 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod bench_data;
 mod convert;
 mod dist_check;
 mod doctor;
 mod embed;
 mod launch;
+mod model;
 mod npy;
 mod tokenize;
 mod train;
@@ -46,6 +48,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Zero-shot classification by the paper's protocol: the built-in tasks, registry datasets under
+    /// the data root, custom folders. With no model: the newest training checkpoint.
+    BenchZeroshot {
+        #[command(flatten)]
+        bench: BenchArgs,
+    },
+    /// The paper's linear probe (L-BFGS, λ searched on validation) and few-shot probes.
+    BenchLinearProbe {
+        #[command(flatten)]
+        bench: BenchArgs,
+        /// Few-shot probes: examples per class (comma-separated; 0 for none).
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
+        few_shot: Vec<usize>,
+        /// Seeds per few-shot k.
+        #[arg(long, default_value_t = 3)]
+        seeds: u64,
+        /// Fraction of train held out for the λ search when a set has no validation split.
+        #[arg(long, default_value_t = 0.2)]
+        validation_fraction: f64,
+        /// Save each set's train, validation and test features to DIR/NAME.safetensors.
+        #[arg(long)]
+        save_features: Option<std::path::PathBuf>,
+    },
     /// Rewrite weights (OpenAI .pt, Hugging Face, open_clip) as open_clip-layout safetensors.
     Convert {
         /// The weights to read.
@@ -57,15 +82,8 @@ enum Command {
     #[command(group(clap::ArgGroup::new("arch").required(true).args(["model", "model_config"])))]
     #[command(group(clap::ArgGroup::new("input").required(true).args(["images", "texts"])))]
     Embed {
-        /// A preset: RN50, RN101, RN50x4, RN50x16, RN50x64, ViT-B-32, ViT-B-16, ViT-L-14, ViT-L-14-336 (and -quickgelu).
-        #[arg(long)]
-        model: Option<String>,
-        /// An open_clip model-config JSON file.
-        #[arg(long)]
-        model_config: Option<std::path::PathBuf>,
-        /// Weights: OpenAI .pt, open_clip or Hugging Face safetensors.
-        #[arg(long)]
-        weights: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        spec: model::ModelSpec,
         /// Embed with random weights (no --weights).
         #[arg(long)]
         random_init: bool,
@@ -140,6 +158,56 @@ enum Command {
     },
 }
 
+/// What both benchmark commands take.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("arch").args(["model", "model_config"])))]
+struct BenchArgs {
+    #[command(flatten)]
+    spec: model::ModelSpec,
+    /// Where training runs are (the newest checkpoint is used when no model is named).
+    #[arg(long, default_value = "runs")]
+    runs: std::path::PathBuf,
+    /// Registry datasets are looked for in DATA_ROOT/NAME/.
+    #[arg(long, default_value = "data")]
+    data_root: std::path::PathBuf,
+    /// Registry names, `builtin`, `builtin/TASK`, or folders (CLIP_benchmark layout or ImageFolder
+    /// with classnames.txt); default: the built-in tasks and every registry set found.
+    #[arg(long, value_delimiter = ',')]
+    datasets: Vec<String>,
+    /// Output folder for results.json, results.md and results.csv.
+    #[arg(long, default_value = "results")]
+    out: std::path::PathBuf,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Decode threads.
+    #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
+    threads: usize,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: clip_tensor::device::DeviceSpec,
+    /// fp32, or bf16/fp16 autocast.
+    #[arg(long, default_value = "fp32")]
+    precision: clip_tensor::precision::Precision,
+}
+
+impl BenchArgs {
+    fn options(self, task: bench::Task) -> bench::Options {
+        bench::Options {
+            spec: self.spec,
+            runs: self.runs,
+            data_root: self.data_root,
+            datasets: self.datasets,
+            out: self.out,
+            batch_size: self.batch_size,
+            threads: self.threads,
+            device: self.device,
+            precision: self.precision,
+            task,
+        }
+    }
+}
+
 /// Keeps image-sized buffers (decoded photos, batches: megabytes each, allocated and freed hundreds of
 /// times a second per decode thread) in the heap. With glibc's defaults each one is a fresh `mmap`,
 /// zero-filled page by page on first touch and unmapped when freed; that costs as much as decoding.
@@ -159,16 +227,23 @@ fn main() -> ExitCode {
         Command::BenchData { source, threads, batch_size, seconds, image_size, json } => {
             bench_data::run(&bench_data::Options { source, threads, batch_size, seconds, image_size, json })
         }
+        Command::BenchZeroshot { bench } => bench::run(bench.options(bench::Task::ZeroShot)),
+        Command::BenchLinearProbe { bench, few_shot, seeds, validation_fraction, save_features } => {
+            let few_shot = few_shot.into_iter().filter(|&k| k > 0).collect();
+            let probe = clip_eval::suite::ProbeOptions { few_shot, seeds, ..Default::default() };
+            let task = bench::ProbeTask { probe, validation_fraction, save_features };
+            bench::run(bench.options(bench::Task::LinearProbe(task)))
+        }
         Command::Convert { input, output } => convert::run(&input, &output),
         Command::Doctor => doctor::run(),
-        Command::Embed { model, model_config, weights, random_init, images, texts, out, batch_size, device, precision } => {
+        Command::Embed { spec, random_init, images, texts, out, batch_size, device, precision } => {
             let input = match (images, texts) {
                 (Some(dir), None) => Ok(embed::Input::Images(dir)),
                 (None, Some(file)) => Ok(embed::Input::Texts(file)),
                 _ => Err(anyhow::anyhow!("give exactly one of --images and --texts")),
             };
             input.and_then(|input| {
-                embed::run(&embed::Options { model, model_config, weights, random_init, input, out, batch_size, device, precision })
+                embed::run(&embed::Options { spec, random_init, input, out, batch_size, device, precision })
             })
         }
         Command::DistCheck { device, rounds, interval_ms, elements } => dist_check::run(&dist_check::Options {

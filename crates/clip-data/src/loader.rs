@@ -74,6 +74,9 @@ pub enum TextMode {
     },
     /// Class labels; samples without one are skipped.
     Labels,
+    /// Captions as text, untokenised (retrieval sets, which hold several per image, one a line);
+    /// samples without one are skipped.
+    Captions,
     /// Images only.
     Ignore,
 }
@@ -173,6 +176,8 @@ pub struct Batch {
     pub texts: Option<Tensor>,
     /// `[B]` int64 class labels, with [`TextMode::Labels`].
     pub labels: Option<Tensor>,
+    /// The captions, with [`TextMode::Captions`] (empty otherwise).
+    pub captions: Vec<String>,
     /// The samples' keys, in batch order.
     pub keys: Vec<String>,
     /// Where to resume to get the batches after this one.
@@ -552,6 +557,7 @@ struct Ready {
     rgb: Vec<u8>,
     tokens: Option<Vec<u32>>,
     label: Option<i64>,
+    caption: Option<String>,
 }
 
 struct Pipeline {
@@ -693,25 +699,26 @@ impl Decoder {
         if let Payload::Skip(reason) = record.payload {
             return Err(reason);
         }
-        let (tokens, label) = match (self.config.text, &record.text) {
+        let (tokens, label, caption) = match (self.config.text, record.text) {
             (TextMode::Tokens { context_length }, Text::Caption(caption)) => {
-                (Some(Tokenizer::get().tokenize(caption, context_length).map_err(|_| SkipReason::MissingCaption)?), None)
+                (Some(Tokenizer::get().tokenize(&caption, context_length).map_err(|_| SkipReason::MissingCaption)?), None, None)
             }
-            (TextMode::Labels, Text::Label(label)) => (None, Some(*label)),
-            (TextMode::Ignore, _) => (None, None),
+            (TextMode::Labels, Text::Label(label)) => (None, Some(label), None),
+            (TextMode::Captions, Text::Caption(caption)) => (None, None, Some(caption)),
+            (TextMode::Ignore, _) => (None, None, None),
             _ => return Err(SkipReason::MissingCaption),
         };
         let bytes = match record.payload {
             Payload::Skip(reason) => return Err(reason),
             Payload::Image(image) => {
                 let rgb = self.transform(Decoded::Pixels(image), item.augment)?;
-                return Ok(Ready { key: record.key, rgb, tokens, label });
+                return Ok(Ready { key: record.key, rgb, tokens, label, caption });
             }
             Payload::Bytes(bytes) => bytes,
             Payload::File(path) => std::fs::read(path).map_err(|_| SkipReason::MissingImage)?,
         };
         let rgb = self.transform(Decoded::Encoded(&bytes), item.augment)?;
-        Ok(Ready { key: record.key, rgb, tokens, label })
+        Ok(Ready { key: record.key, rgb, tokens, label, caption })
     }
 
     /// The transformed image as RGB bytes.
@@ -756,9 +763,11 @@ impl Pipeline {
         let mut tokens = Vec::new();
         let mut labels = Vec::new();
         let mut keys = Vec::with_capacity(samples.len());
+        let mut captions = Vec::new();
         for sample in samples {
             tokens.extend(sample.tokens.iter().flatten().map(|&t| i64::from(t)));
             labels.extend(sample.label);
+            captions.extend(sample.caption);
             keys.push(sample.key);
         }
         let texts = match config.text {
@@ -766,7 +775,7 @@ impl Pipeline {
             _ => None,
         };
         let labels = (config.text == TextMode::Labels).then(|| Tensor::from_slice(&labels));
-        Ok(Batch { images, texts, labels, keys, position, consumed, skipped })
+        Ok(Batch { images, texts, labels, captions, keys, position, consumed, skipped })
     }
 }
 

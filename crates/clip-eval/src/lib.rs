@@ -4,12 +4,18 @@
 //! - [`features`]: image features of a labelled split;
 //! - [`zeroshot`]: zero-shot classifiers built from prompt ensembles (the built-in tasks too);
 //! - [`linear_probe`]: L2-regularised logistic regression by L-BFGS, with the paper's λ search;
-//! - [`metrics`]: accuracy, mean per-class recall, 11-point mAP, ROC AUC, recall@k.
+//! - [`metrics`]: accuracy, mean per-class recall, 11-point mAP, ROC AUC, recall@k;
+//! - [`retrieval`]: zero-shot image-text retrieval, recall@k both ways;
+//! - [`report`]: results as JSON, Markdown and CSV;
+//! - [`suite`]: which sets to evaluate and their features, for the benchmark commands.
 
 pub mod features;
 pub mod linear_probe;
 pub mod metrics;
 pub mod registry;
+pub mod report;
+pub mod retrieval;
+pub mod suite;
 pub mod zeroshot;
 
 /// Errors from evaluation.

@@ -49,42 +49,53 @@ impl Probe {
         x.to_device(self.weight.device()).to_kind(self.weight.kind()).matmul(&self.weight).g_add(&self.bias).to_kind(Kind::Float).to_device(Device::Cpu)
     }
 
+    /// The flat parameter vector the solver works on: `Wᵀ` row-major, then the bias.
     fn flat(&self) -> Tensor {
-        Tensor::cat(&[self.weight.view([-1]), self.bias.view([-1])], 0)
+        Tensor::cat(&[self.weight.transpose(0, 1).contiguous().view([-1]), self.bias.view([-1])], 0)
     }
 }
 
-/// The penalised objective and its gradient at a flat parameter vector.
-struct Objective<'a> {
-    x: &'a Tensor,
+/// The penalised objective and its gradient at a flat parameter vector (`Wᵀ` row-major, then the
+/// bias). Everything is laid out class-major (`[classes, n]`): with few classes the products
+/// `Wᵀ·Xᵀ` and `Rᵀ·X` run several times faster than `X·W` and `Xᵀ·R` on the CPU.
+struct Objective {
+    /// `[n, features]`, contiguous.
+    x: Tensor,
+    /// `[features, n]`, contiguous.
+    xt: Tensor,
+    /// `[1, n]` class indices.
+    labels: Tensor,
+    /// `[classes, n]`.
     onehot: Tensor,
     lambda_over_n: f64,
     features: i64,
     classes: i64,
 }
 
-impl Objective<'_> {
+impl Objective {
+    /// `Wᵀ` (`[classes, features]`) and the bias as views of the flat vector.
     fn split(&self, w: &Tensor) -> (Tensor, Tensor) {
         let n = self.features * self.classes;
-        (w.narrow(0, 0, n).view([self.features, self.classes]), w.narrow(0, n, self.classes))
+        (w.narrow(0, 0, n).view([self.classes, self.features]), w.narrow(0, n, self.classes))
     }
 
     fn value_and_gradient(&self, w: &Tensor) -> (f64, Tensor) {
-        let (weight, bias) = self.split(w);
-        let logits = self.x.matmul(&weight).g_add(&bias);
-        let log_p = logits.log_softmax(-1, logits.kind());
+        let (weight_t, bias) = self.split(w);
+        let kind = self.x.kind();
+        let log_p = (weight_t.matmul(&self.xt) + bias.view([-1, 1])).log_softmax(0, kind);
         let n = self.x.size()[0] as f64;
-        let ce = -(&log_p * &self.onehot).sum(Kind::Double).double_value(&[]) / n;
-        let penalty = 0.5 * self.lambda_over_n * weight.square().sum(Kind::Double).double_value(&[]);
+        // One scalar read per evaluation: the mean cross-entropy plus the penalty.
+        let value = log_p.gather(0, &self.labels, false).sum(kind) * (-1.0 / n)
+            + weight_t.square().sum(kind) * (0.5 * self.lambda_over_n);
         let residual = (log_p.exp() - &self.onehot) / n;
-        let grad_w = self.x.transpose(0, 1).matmul(&residual) + &weight * self.lambda_over_n;
-        let grad_b = residual.sum_dim_intlist(0, false, residual.kind());
-        (ce + penalty, Tensor::cat(&[grad_w.view([-1]), grad_b], 0))
+        let grad_w = residual.matmul(&self.x) + &weight_t * self.lambda_over_n;
+        let grad_b = residual.sum_dim_intlist(1, false, kind);
+        (value.double_value(&[]), Tensor::cat(&[grad_w.view([-1]), grad_b], 0))
     }
 }
 
 fn dot(a: &Tensor, b: &Tensor) -> f64 {
-    a.dot(b).to_kind(Kind::Double).double_value(&[])
+    a.dot(b).double_value(&[])
 }
 
 /// Fits the probe to `x` (`[n, features]`) and `labels` (`[n]`, below `classes`) at L2 strength
@@ -95,9 +106,11 @@ pub fn fit(x: &Tensor, labels: &Tensor, classes: i64, lambda: f64, start: Option
         return Err(Error::Task(format!("a linear probe needs samples and two classes or more ({n} samples, {classes} classes)")));
     }
     let device = config.device;
-    let x = x.to_device(device).to_kind(config.kind);
-    let onehot = labels.to_device(device).onehot(classes).to_kind(config.kind);
-    let objective = Objective { x: &x, onehot, lambda_over_n: lambda / n as f64, features, classes };
+    let x = x.to_device(device).to_kind(config.kind).contiguous();
+    let labels = labels.to_device(device).view([1, -1]);
+    let onehot = labels.view([-1]).onehot(classes).to_kind(config.kind).transpose(0, 1).contiguous();
+    let xt = x.transpose(0, 1).contiguous();
+    let objective = Objective { x, xt, labels, onehot, lambda_over_n: lambda / n as f64, features, classes };
     let mut w = match start {
         Some(p) => p.flat().to_device(device).to_kind(config.kind),
         None => Tensor::zeros([features * classes + classes], (config.kind, device)),
@@ -158,8 +171,8 @@ pub fn fit(x: &Tensor, labels: &Tensor, classes: i64, lambda: f64, start: Option
             break;
         }
     }
-    let (weight, bias) = objective.split(&w);
-    Ok(Probe { weight: weight.copy(), bias: bias.copy(), iterations })
+    let (weight_t, bias) = objective.split(&w);
+    Ok(Probe { weight: weight_t.transpose(0, 1).contiguous(), bias: bias.copy(), iterations })
 }
 
 /// The λ grid of the search: 8 steps per decade over [1e-6, 1e6].
@@ -168,7 +181,7 @@ pub fn lambda_grid() -> Vec<f64> {
 }
 
 /// One fit of the search and its validation score.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Trial {
     /// L2 strength.
     pub lambda: f64,

@@ -21,11 +21,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use self::arrays::{ArraySource, open_native};
-pub use self::builtin::BuiltinSource;
+pub use self::builtin::{BuiltinSource, BuiltinTaskSource};
 pub use self::csv::{CsvOptions, CsvSource};
 pub use self::folder::{ClassificationSet, FolderSource, ImageFolder};
 pub use self::labelled::{LabelledSplit, open_labelled};
-pub use self::shards::{ShardSamples, ShardSet, benchmark_wds};
+pub use self::shards::{ShardSamples, ShardSet, benchmark_shards, benchmark_wds};
 use crate::preprocess::SourceImage;
 use crate::skip::SkipReason;
 use crate::{Error, Result};

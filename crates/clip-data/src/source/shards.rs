@@ -232,25 +232,30 @@ impl Iterator for ShardSamples {
     }
 }
 
-/// CLIP_benchmark's WebDataset layout for a classification set: `DIR/SPLIT/nshards.txt`,
-/// `DIR/SPLIT/{0..n-1}.tar` with `.cls` labels, `DIR/classnames.txt` and
-/// `DIR/zeroshot_classification_templates.txt` (templates with `{c}`).
+/// The shards of `split` in CLIP_benchmark's WebDataset layout: `DIR/SPLIT/nshards.txt` and
+/// `DIR/SPLIT/{0..n-1}.tar` (a missing count is an error, never one shard by default).
+pub fn benchmark_shards(dir: impl AsRef<Path>, split: &str) -> Result<ShardSet> {
+    let dir = dir.as_ref();
+    let nshards_path = dir.join(split).join("nshards.txt");
+    let text = std::fs::read_to_string(&nshards_path).map_err(|e| Error::io(&nshards_path, e))?;
+    let nshards: usize = text.trim().parse().map_err(|_| Error::Source(format!("{}: not a shard count", nshards_path.display())))?;
+    if nshards == 0 {
+        return Err(Error::Source(format!("{}: zero shards", nshards_path.display())));
+    }
+    let shards = (0..nshards).map(|i| dir.join(split).join(format!("{i}.tar")).display().to_string()).collect();
+    Ok(ShardSet { shards })
+}
+
+/// CLIP_benchmark's WebDataset layout for a classification set: [`benchmark_shards`] with `.cls`
+/// labels, `DIR/classnames.txt` and `DIR/zeroshot_classification_templates.txt` (templates with
+/// `{c}`).
 pub fn benchmark_wds(dir: impl AsRef<Path>, split: &str) -> Result<(ShardSet, ClassificationSet)> {
     let dir = dir.as_ref();
-    let read = |path: &Path| std::fs::read_to_string(path).map_err(|e| Error::io(path, e));
-    let nshards_path = dir.join(split).join("nshards.txt");
-    let nshards: usize = read(&nshards_path)?
-        .trim()
-        .parse()
-        .map_err(|_| Error::Source(format!("{}: not a shard count", nshards_path.display())))?;
+    let shards = benchmark_shards(dir, split)?;
     let classnames = read_lines(&dir.join("classnames.txt"))?;
     let templates_path = dir.join("zeroshot_classification_templates.txt");
     let templates = if templates_path.exists() { read_lines(&templates_path)? } else { Vec::new() };
-    let shards = (0..nshards).map(|i| dir.join(split).join(format!("{i}.tar")).display().to_string()).collect::<Vec<_>>();
-    if shards.is_empty() {
-        return Err(Error::Source(format!("{}: zero shards", nshards_path.display())));
-    }
-    Ok((ShardSet { shards }, ClassificationSet { classnames, templates }))
+    Ok((shards, ClassificationSet { classnames, templates }))
 }
 
 #[cfg(test)]

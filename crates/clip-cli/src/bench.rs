@@ -1,0 +1,178 @@
+//! `clip bench-zeroshot` and `clip bench-linear-probe`: the paper's protocol over the built-in
+//! tasks, registry datasets found under the data root, and custom folders; progress on stderr,
+//! the table on stdout, `results.json`, `results.md` and `results.csv` in the output folder.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clip_eval::report::{DatasetResult, Report};
+use clip_eval::suite::{Progress, ProbeOptions, RunOptions, Target, linear_probe, probe_data, resolve, zeroshot};
+use clip_model::ClipModel;
+use clip_tensor::device::DeviceSpec;
+use clip_tensor::precision::Precision;
+
+use crate::model::ModelSpec;
+
+/// Which protocol.
+pub(crate) enum Task {
+    ZeroShot,
+    LinearProbe(ProbeTask),
+}
+
+/// `bench-linear-probe`'s own options.
+pub(crate) struct ProbeTask {
+    pub(crate) probe: ProbeOptions,
+    /// Fraction of train held out for the λ search when a set has no validation split.
+    pub(crate) validation_fraction: f64,
+    /// Where to save each set's features (`NAME.safetensors`), for side-by-side checks.
+    pub(crate) save_features: Option<PathBuf>,
+}
+
+/// The linear probe on one set, its features saved first when asked.
+fn probe(model: &ClipModel, target: &Target, task: &ProbeTask, run: &RunOptions, bar: &mut Bar) -> clip_eval::Result<DatasetResult> {
+    let data = probe_data(model, target, task.validation_fraction, run, &mut |e| bar.event(e))?;
+    if let Some(dir) = &task.save_features {
+        let path = dir.join(format!("{}.safetensors", target.name()));
+        let named = [
+            ("train_x", &data.train.features),
+            ("train_y", &data.train.labels),
+            ("validation_x", &data.validation.features),
+            ("validation_y", &data.validation.labels),
+            ("test_x", &data.test.features),
+            ("test_y", &data.test.labels),
+        ];
+        std::fs::create_dir_all(dir).map_err(|e| clip_eval::Error::Task(format!("creating {}: {e}", dir.display())))?;
+        clip_tensor::safetensors::save_safetensors(&path, &named)?;
+    }
+    linear_probe(target.name(), &data, target.metric(), &task.probe, &mut |e| bar.event(e))
+}
+
+/// Options shared by both commands.
+pub(crate) struct Options {
+    pub(crate) spec: ModelSpec,
+    pub(crate) runs: PathBuf,
+    pub(crate) data_root: PathBuf,
+    pub(crate) datasets: Vec<String>,
+    pub(crate) out: PathBuf,
+    pub(crate) batch_size: usize,
+    pub(crate) threads: usize,
+    pub(crate) device: DeviceSpec,
+    pub(crate) precision: Precision,
+    pub(crate) task: Task,
+}
+
+/// The newest checkpoint of any run under `runs` (by modification time), as a model spec.
+fn newest_checkpoint(runs: &Path) -> Result<ModelSpec> {
+    let mut best: Option<(std::time::SystemTime, PathBuf, PathBuf)> = None;
+    for entry in std::fs::read_dir(runs).into_iter().flatten().flatten() {
+        let run = entry.path();
+        let Some(checkpoint) = clip_train::checkpoint::newest(&run) else { continue };
+        let weights = checkpoint.join("model.safetensors");
+        let modified = std::fs::metadata(&weights).and_then(|m| m.modified());
+        if let Ok(modified) = modified
+            && best.as_ref().is_none_or(|(t, _, _)| modified > *t)
+        {
+            best = Some((modified, run.join("model.json"), weights));
+        }
+    }
+    match best {
+        Some((_, config, weights)) => Ok(ModelSpec { model: None, model_config: Some(config), weights: Some(weights) }),
+        None => bail!(
+            "no checkpoint under {}: train one with `cargo xtask train`, or name a model (--model or --model-config) and --weights",
+            runs.display()
+        ),
+    }
+}
+
+/// Progress on stderr: one rewritten line per pass on a terminal, a line per tenth otherwise.
+struct Bar {
+    what: String,
+    total: Option<u64>,
+    shown: u64,
+    tty: bool,
+}
+
+impl Bar {
+    fn event(&mut self, event: Progress) {
+        match event {
+            Progress::Split { what, total } => {
+                self.finish();
+                (self.what, self.total, self.shown) = (what, total, 0);
+            }
+            Progress::Done(n) => {
+                let n = n as u64;
+                let total = self.total.map_or_else(String::new, |t| format!("/{t}"));
+                if self.tty {
+                    eprint!("\r{}: {n}{total} images", self.what);
+                    let _ = std::io::stderr().flush();
+                } else if self.total.is_none_or(|t| n * 10 / t.max(1) > self.shown * 10 / t.max(1) || n == t) {
+                    eprintln!("{}: {n}{total} images", self.what);
+                }
+                self.shown = n;
+            }
+            Progress::Fit { what } => {
+                self.finish();
+                eprintln!("{}: linear probe: {what}", self.what);
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.tty && self.shown > 0 {
+            eprintln!();
+        }
+        self.shown = 0;
+    }
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    clip_tensor::atomic::atomic_write(path, |f| f.write_all(text.as_bytes())).with_context(|| format!("writing {}", path.display()))
+}
+
+pub(crate) fn run(options: Options) -> Result<()> {
+    let who = match options.task {
+        Task::ZeroShot => "clip bench-zeroshot",
+        Task::LinearProbe(_) => "clip bench-linear-probe",
+    };
+    let unnamed = options.spec.model.is_none() && options.spec.model_config.is_none();
+    let spec = if unnamed && options.spec.weights.is_none() { newest_checkpoint(&options.runs)? } else { options.spec.clone() };
+    if spec.weights.is_none() {
+        bail!("no --weights given: benchmarks of random weights mean nothing");
+    }
+    let device = options.device.resolve()?;
+    let (_vs, model) = spec.build(device, false, who)?;
+    let name = spec.name();
+    let weights = spec.weights.as_ref().map(|w| w.display().to_string()).unwrap_or_default();
+    eprintln!("{who}: {name} with weights {weights}, data root {}", options.data_root.display());
+    let (targets, missing) = resolve(&options.data_root, &options.datasets);
+    let run = RunOptions { batch_size: options.batch_size, threads: options.threads, device, precision: options.precision };
+    let mut bar = Bar { what: String::new(), total: None, shown: 0, tty: std::io::stderr().is_terminal() };
+    let mut report = Report { model: name.clone(), weights, results: Vec::new(), missing, failed: Vec::new() };
+    for target in &targets {
+        let outcome = match &options.task {
+            Task::ZeroShot => zeroshot(&model, &name, target, &run, &mut |e| bar.event(e)),
+            Task::LinearProbe(task) => match target {
+                // Held-out draws or captions only: nothing to train a probe on.
+                Target::Builtin(_) | Target::Retrieval(_) => continue,
+                _ => probe(&model, target, task, &run, &mut bar),
+            },
+        };
+        bar.finish();
+        match outcome {
+            Ok(result) => report.results.push(result),
+            Err(e) => {
+                eprintln!("{who}: {}: {e}", target.name());
+                report.failed.push((target.name(), e.to_string()));
+            }
+        }
+    }
+    std::fs::create_dir_all(&options.out).with_context(|| format!("creating {}", options.out.display()))?;
+    write(&options.out.join("results.json"), &serde_json::to_string_pretty(&report)?)?;
+    let markdown = report.markdown();
+    write(&options.out.join("results.md"), &markdown)?;
+    write(&options.out.join("results.csv"), &report.csv())?;
+    println!("{markdown}");
+    eprintln!("{who}: results in {}", options.out.display());
+    Ok(())
+}

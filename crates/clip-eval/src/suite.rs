@@ -1,0 +1,439 @@
+//! Running the benchmark: which sets to evaluate (the built-in tasks, registry datasets found under
+//! a data root, custom folders), their features through the loader, and one result per set.
+//! Progress goes to a callback; the caller prints.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clip_data::builtin::BuiltinTask;
+use clip_data::source::{BuiltinTaskSource, ClassificationSet, LabelledSplit, benchmark_shards, open_labelled};
+use clip_data::{ImageTransform, Loader, LoaderConfig, PreprocessConfig, Source, TextMode};
+use clip_model::ClipModel;
+use clip_tensor::precision::Precision;
+use tch::{Device, Tensor};
+
+use crate::features::{FeatureKind, Features, extract};
+use crate::linear_probe::{ProbeConfig, fit, search_lambda};
+use crate::metrics::classification_scores;
+use crate::registry::{DatasetInfo, Metric, datasets, find};
+use crate::report::{DatasetResult, FewShot, ProbeDetails};
+use crate::{Error, Result};
+
+/// Held-out draws per built-in task.
+pub const BUILTIN_SAMPLES: u64 = 1000;
+
+/// A set to evaluate.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A held-out task of the built-in dataset.
+    Builtin(BuiltinTask),
+    /// A registry dataset, found in this folder.
+    Registry(&'static DatasetInfo, PathBuf),
+    /// A folder in a supported layout that ships its class names (and templates).
+    Custom(PathBuf),
+    /// A captioned folder in CLIP_benchmark's layout (`dataset_type.txt` says `retrieval`).
+    Retrieval(PathBuf),
+}
+
+impl Target {
+    /// The name in reports.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Builtin(task) => format!("builtin/{}", task.name()),
+            Self::Registry(info, _) => info.name.clone(),
+            Self::Custom(dir) | Self::Retrieval(dir) => {
+                dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned())
+            }
+        }
+    }
+
+    /// The registry entry, if any.
+    pub fn info(&self) -> Option<&'static DatasetInfo> {
+        match self {
+            Self::Registry(info, _) => Some(info),
+            _ => None,
+        }
+    }
+
+    /// The metric the set is scored by (accuracy unless the registry says otherwise).
+    pub fn metric(&self) -> Metric {
+        self.info().map_or(Metric::Accuracy, |i| i.metric)
+    }
+}
+
+/// The folder holding registry dataset `info` under `root`: its own name, or one of
+/// CLIP_benchmark's (`vtab/pets`, `wds_vtab-pets`).
+fn registry_dir(root: &Path, info: &DatasetInfo) -> Option<PathBuf> {
+    let mut names = vec![info.name.clone()];
+    for b in &info.clip_benchmark {
+        names.extend([b.clone(), b.replace('/', "-"), format!("wds_{}", b.replace('/', "-"))]);
+    }
+    names.into_iter().map(|n| root.join(n)).find(|d| d.is_dir())
+}
+
+/// What `--datasets` named, resolved: targets found, and names not found (listed, not errors).
+/// An empty list means every built-in task plus every registry dataset under `root`.
+pub fn resolve(root: &Path, names: &[String]) -> (Vec<Target>, Vec<String>) {
+    let (mut found, mut missing) = (Vec::new(), Vec::new());
+    if names.is_empty() {
+        found.extend(BuiltinTask::ALL.map(Target::Builtin));
+        for info in datasets() {
+            match registry_dir(root, info) {
+                Some(dir) => found.push(Target::Registry(info, dir)),
+                None => missing.push(info.name.clone()),
+            }
+        }
+        return (found, missing);
+    }
+    for name in names {
+        let path = Path::new(name);
+        if name == "builtin" {
+            found.extend(BuiltinTask::ALL.map(Target::Builtin));
+        } else if let Some(task) = name.strip_prefix("builtin/").and_then(|t| BuiltinTask::ALL.into_iter().find(|b| b.name() == t)) {
+            found.push(Target::Builtin(task));
+        } else if let Some(info) = find(name) {
+            match registry_dir(root, info) {
+                Some(dir) => found.push(Target::Registry(info, dir)),
+                None => missing.push(name.clone()),
+            }
+        } else if path.is_dir() {
+            let kind = std::fs::read_to_string(path.join("dataset_type.txt")).unwrap_or_default();
+            found.push(if kind.trim().eq_ignore_ascii_case("retrieval") {
+                Target::Retrieval(path.to_path_buf())
+            } else {
+                Target::Custom(path.to_path_buf())
+            });
+        } else {
+            missing.push(name.clone());
+        }
+    }
+    (found, missing)
+}
+
+/// How to run the model over data.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Images per forward pass.
+    pub batch_size: usize,
+    /// Decode threads.
+    pub threads: usize,
+    /// The model's device.
+    pub device: Device,
+    /// fp32, or bf16/fp16 autocast.
+    pub precision: Precision,
+}
+
+/// A split opened for evaluation: its samples, classes, prompt templates, and where it came from.
+pub struct OpenedSplit {
+    /// The samples.
+    pub source: Source,
+    /// Class names (several per class where the registry has them) in label order.
+    pub classes: Vec<Vec<String>>,
+    /// Prompt templates (`{}` or `{c}` placeholders).
+    pub templates: Vec<String>,
+    /// Layout it was read from.
+    pub format: &'static str,
+}
+
+/// Templates for a custom set that ships none: the paper's plainest prompt.
+const DEFAULT_TEMPLATES: [&str; 1] = ["a photo of a {}."];
+
+/// Opens `split` of `target`; `None` when the target has no such split. Registry sets take the
+/// paper's class names and prompts, checked against the number of classes on disk.
+pub fn open_split(target: &Target, split: &str, image_size: u32) -> Result<Option<OpenedSplit>> {
+    let names = |c: ClassificationSet| -> Vec<Vec<String>> { c.classnames.into_iter().map(|n| vec![n]).collect() };
+    match target {
+        Target::Builtin(task) => {
+            // Held-out draws only: a built-in "train" split is the training stream itself.
+            let source = BuiltinTaskSource { task: *task, samples: BUILTIN_SAMPLES, image_size };
+            Ok(Some(OpenedSplit {
+                source: Source::Indexed(Arc::new(source)),
+                classes: task.classnames().into_iter().map(|n| vec![n]).collect(),
+                templates: task.templates().iter().map(|t| t.to_string()).collect(),
+                format: "builtin",
+            })
+            .filter(|_| split == "test"))
+        }
+        Target::Registry(info, dir) => {
+            let Some(LabelledSplit { source, classes, format }) = open_labelled(dir, split)? else { return Ok(None) };
+            if classes.classnames.len() != info.classes.len() {
+                return Err(Error::Task(format!(
+                    "{}: {} classes on disk, but {} has {}",
+                    dir.display(),
+                    classes.classnames.len(),
+                    info.name,
+                    info.classes.len()
+                )));
+            }
+            Ok(Some(OpenedSplit { source, classes: info.classes.clone(), templates: info.templates.clone(), format }))
+        }
+        Target::Retrieval(dir) => Err(Error::Task(format!("{} is a retrieval set, not a classification set", dir.display()))),
+        Target::Custom(dir) => {
+            let Some(LabelledSplit { source, classes, format }) = open_labelled(dir, split)? else { return Ok(None) };
+            let templates = if classes.templates.is_empty() {
+                DEFAULT_TEMPLATES.iter().map(|t| t.to_string()).collect()
+            } else {
+                classes.templates.clone()
+            };
+            Ok(Some(OpenedSplit { source, classes: names(classes), templates, format }))
+        }
+    }
+}
+
+/// Features of every image of `source`, in order, through the exact evaluation preprocessing.
+/// `progress` hears the samples done so far.
+pub fn split_features(
+    model: &ClipModel,
+    source: Source,
+    kind: FeatureKind,
+    options: &RunOptions,
+    progress: impl FnMut(usize),
+) -> Result<Features> {
+    let size = model.config.vision.image_size() as u32;
+    let mut config = LoaderConfig::new(options.batch_size, ImageTransform::Eval(PreprocessConfig::openai(size)), TextMode::Labels);
+    (config.threads, config.shuffle, config.drop_last) = (options.threads, false, false);
+    let loader = Loader::new(source, config)?;
+    let mut batches = loader.epoch(0)?;
+    let mut features = extract(model, &mut batches, kind, options.device, options.precision, progress)?;
+    features.skipped.merge(&batches.tail().skipped);
+    Ok(features)
+}
+
+/// What the benchmark loop hears about.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// A pass over a split began: its name and size, where known.
+    Split {
+        /// e.g. `cifar10 test`.
+        what: String,
+        /// Samples, for indexed sources.
+        total: Option<u64>,
+    },
+    /// Samples done in the current pass.
+    Done(usize),
+    /// A step of the linear probe's search.
+    Fit {
+        /// Which fit (`search`, `k=4 seed 1`, …).
+        what: String,
+    },
+}
+
+fn total(source: &Source) -> Option<u64> {
+    match source {
+        Source::Indexed(s) => Some(s.len()),
+        Source::Shards(_) => None,
+    }
+}
+
+/// Features of `split` of `target`, announcing the pass.
+fn features_of(
+    model: &ClipModel,
+    target: &Target,
+    split: OpenedSplit,
+    name: &str,
+    kind: FeatureKind,
+    options: &RunOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Features> {
+    progress(Progress::Split { what: format!("{} {name}", target.name()), total: total(&split.source) });
+    split_features(model, split.source, kind, options, |n| progress(Progress::Done(n)))
+}
+
+/// Recall@k reported for retrieval sets (CLIP_benchmark reports 5 by default; the paper 1, 5, 10).
+pub const RECALL_KS: [i64; 3] = [1, 5, 10];
+
+/// Zero-shot retrieval on the test split of a captioned folder.
+fn retrieval(model: &ClipModel, target: &Target, dir: &Path, options: &RunOptions, progress: &mut dyn FnMut(Progress)) -> Result<DatasetResult> {
+    let size = model.config.vision.image_size() as u32;
+    let mut config = LoaderConfig::new(options.batch_size, ImageTransform::Eval(PreprocessConfig::openai(size)), TextMode::Captions);
+    (config.threads, config.shuffle, config.drop_last) = (options.threads, false, false);
+    let loader = Loader::new(Source::Shards(benchmark_shards(dir, "test")?), config)?;
+    progress(Progress::Split { what: format!("{} test", target.name()), total: None });
+    let mut batches = loader.epoch(0)?;
+    let mut scores = crate::retrieval::evaluate(model, &mut batches, &RECALL_KS, options.device, options.precision, |n| progress(Progress::Done(n)))?;
+    scores.skipped.merge(&batches.tail().skipped);
+    Ok(DatasetResult::retrieval(target.name(), &scores))
+}
+
+/// Zero-shot classification of `target`'s test split (retrieval for captioned sets).
+/// `model_name` looks up the paper's number.
+pub fn zeroshot(
+    model: &ClipModel,
+    model_name: &str,
+    target: &Target,
+    options: &RunOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<DatasetResult> {
+    if let Target::Retrieval(dir) = target {
+        return retrieval(model, target, dir, options, progress);
+    }
+    let size = model.config.vision.image_size() as u32;
+    let split = open_split(target, "test", size)?.ok_or_else(|| Error::Task("no test split".into()))?;
+    let classifier = crate::zeroshot::classifier(model, &split.classes, &split.templates, options.device)?;
+    let format = split.format;
+    let features = features_of(model, target, split, "test", FeatureKind::Projected, options, progress)?;
+    let logits = crate::zeroshot::logits(&features.features, &classifier).to_device(Device::Cpu);
+    let metric = target.metric();
+    let scores = classification_scores(&logits, &features.labels, metric)?;
+    let mut result = DatasetResult::new(target.name(), "zeroshot_classification", metric.name(), &scores, features.labels.size()[0] as u64);
+    result.skipped = features.skipped.samples();
+    result.paper = target.info().and_then(|i| i.paper_value(model_name));
+    result.format = format.into();
+    Ok(result)
+}
+
+/// Linear-probe settings.
+#[derive(Debug, Clone)]
+pub struct ProbeOptions {
+    /// The solver.
+    pub solver: ProbeConfig,
+    /// Few-shot k values (examples per class); empty for none.
+    pub few_shot: Vec<usize>,
+    /// Seeds per few-shot k.
+    pub seeds: u64,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        Self { solver: ProbeConfig::default(), few_shot: vec![1, 2, 4, 8, 16], seeds: 3 }
+    }
+}
+
+/// Rows `index` of features and labels.
+fn rows(f: &Features, index: &Tensor) -> (Tensor, Tensor) {
+    (f.features.index_select(0, index), f.labels.index_select(0, index))
+}
+
+/// `k` random training rows of every class (fewer where a class has fewer), drawn by `seed`.
+fn few_shot_rows(labels: &Tensor, classes: i64, k: usize, seed: u64) -> Result<Tensor> {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let labels = Vec::<i64>::try_from(labels)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut chosen = Vec::new();
+    for class in 0..classes {
+        let mut members: Vec<i64> = (0..labels.len() as i64).filter(|&i| labels[i as usize] == class).collect();
+        members.shuffle(&mut rng);
+        chosen.extend(members.into_iter().take(k));
+    }
+    chosen.sort_unstable();
+    Ok(Tensor::from_slice(&chosen))
+}
+
+/// The three feature sets a probe needs.
+#[derive(Debug)]
+pub struct ProbeData {
+    /// Training features (the validation rows removed when they were carved from it).
+    pub train: Features,
+    /// Validation features, for the λ search.
+    pub validation: Features,
+    /// Test features.
+    pub test: Features,
+    /// Where the validation split came from.
+    pub validation_source: String,
+    /// Number of classes.
+    pub classes: i64,
+    /// Layout the data was read from.
+    pub format: &'static str,
+}
+
+/// Features for the paper's linear probe on `target`: before the projection (ViTs), for train,
+/// validation (the set's own split, or a seeded fraction of train) and test.
+pub fn probe_data(
+    model: &ClipModel,
+    target: &Target,
+    validation_fraction: f64,
+    options: &RunOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ProbeData> {
+    let size = model.config.vision.image_size() as u32;
+    let open = |split: &str| open_split(target, split, size);
+    let train_split = open("train")?.ok_or_else(|| Error::Task("no train split (the probe needs one)".into()))?;
+    let test_split = open("test")?.ok_or_else(|| Error::Task("no test split".into()))?;
+    let classes = test_split.classes.len() as i64;
+    let format = test_split.format;
+    let kind = FeatureKind::Unprojected;
+    let mut validation_split = None;
+    for name in ["valid", "val", "validation"] {
+        if let Some(split) = open(name)? {
+            validation_split = Some((name, split));
+            break;
+        }
+    }
+    let train_all = features_of(model, target, train_split, "train", kind, options, progress)?;
+    let (train, validation, validation_source) = match validation_split {
+        Some((name, split)) => {
+            let v = features_of(model, target, split, name, kind, options, progress)?;
+            (train_all, v, format!("the set's `{name}` split"))
+        }
+        None => {
+            let n = train_all.labels.size()[0];
+            let held = ((n as f64) * validation_fraction).round() as i64;
+            if held < 1 || held >= n {
+                return Err(Error::Task(format!("{n} training samples cannot spare a validation fraction of {validation_fraction}")));
+            }
+            tch::manual_seed(0);
+            let order = Tensor::randperm(n, (tch::Kind::Int64, Device::Cpu));
+            let (v, t) = (order.narrow(0, 0, held), order.narrow(0, held, n - held));
+            let split = |index: &Tensor| {
+                let (features, labels) = rows(&train_all, index);
+                Features { features, labels, skipped: Default::default() }
+            };
+            (split(&t), split(&v), format!("{:.0}% of train, held out by seed 0", 100.0 * validation_fraction))
+        }
+    };
+    let test = features_of(model, target, test_split, "test", kind, options, progress)?;
+    Ok(ProbeData { train, validation, test, validation_source, classes, format })
+}
+
+/// The paper's linear probe on prepared features: λ searched on validation, refitted on train +
+/// validation, scored on test by `metric`; then few-shot probes at each k.
+pub fn linear_probe(
+    name: String,
+    data: &ProbeData,
+    metric: Metric,
+    probe: &ProbeOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<DatasetResult> {
+    let ProbeData { train, validation, test, classes, .. } = data;
+    let classes = *classes;
+    let score = |scores: &Tensor, labels: &Tensor| classification_scores(scores, labels, metric).map_or(f64::NAN, |s| s.value);
+    progress(Progress::Fit { what: "λ search".into() });
+    let started = std::time::Instant::now();
+    let trials = search_lambda((&train.features, &train.labels), (&validation.features, &validation.labels), classes, &probe.solver, &score)?;
+    let search_seconds = started.elapsed().as_secs_f64();
+    let lambda = trials[0].lambda;
+    progress(Progress::Fit { what: format!("refit on train + validation at λ = {lambda:.3e}") });
+    let all_x = Tensor::cat(&[&train.features, &validation.features], 0);
+    let all_y = Tensor::cat(&[&train.labels, &validation.labels], 0);
+    let fitted = fit(&all_x, &all_y, classes, lambda, None, &probe.solver)?;
+    let scores = classification_scores(&fitted.scores(&test.features), &test.labels, metric)?;
+    let mut few_shot = Vec::new();
+    for &k in &probe.few_shot {
+        let mut values = Vec::new();
+        for seed in 0..probe.seeds {
+            progress(Progress::Fit { what: format!("few-shot k={k}, seed {seed}") });
+            let (x, y) = rows(train, &few_shot_rows(&train.labels, classes, k, seed)?);
+            // The paper's few-shot probes use the full sweep's validation set; they are fitted on
+            // the k examples alone, so no validation sample leaks into training.
+            let trials = search_lambda((&x, &y), (&validation.features, &validation.labels), classes, &probe.solver, &score)?;
+            let p = fit(&x, &y, classes, trials[0].lambda, None, &probe.solver)?;
+            values.push(100.0 * score(&p.scores(&test.features), &test.labels));
+        }
+        few_shot.push(FewShot::new(k, values));
+    }
+    let mut result = DatasetResult::new(name, "linear_probe", metric.name(), &scores, test.labels.size()[0] as u64);
+    result.skipped = test.skipped.samples();
+    result.format = data.format.into();
+    result.probe = Some(ProbeDetails {
+        lambda,
+        c: 1.0 / lambda,
+        validation: data.validation_source.clone(),
+        train_samples: train.labels.size()[0] as u64,
+        validation_samples: validation.labels.size()[0] as u64,
+        search_seconds,
+        trials,
+        few_shot,
+    });
+    Ok(result)
+}
