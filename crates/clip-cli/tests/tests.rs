@@ -1,5 +1,6 @@
 //! End-to-end tests of the `clip` binary, one test binary (each links libtorch).
 
+mod bench; // bench-zeroshot on native, built-in and custom sets; the linear probe with few-shot and saved features
 mod bench_data; // clip bench-data measures a source and reports skips by reason, as JSON too
 mod doctor; // runs without LD_LIBRARY_PATH and reports what it loaded
 mod tokenize;
