@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clip_eval::report::{DatasetResult, Report};
+use clip_eval::zeroshot::ClassifierCache;
 use clip_eval::suite::{Progress, ProbeOptions, RunOptions, Target, linear_probe, probe_data, resolve, zeroshot};
 use clip_model::ClipModel;
 use clip_tensor::device::DeviceSpec;
@@ -126,6 +127,17 @@ impl Bar {
     }
 }
 
+/// What identifies the weights for the classifier cache: the file, its size and modification time,
+/// and the architecture.
+fn weights_id(spec: &ModelSpec, model: &ClipModel) -> String {
+    let file = spec.weights.as_deref().map(|w| {
+        let meta = std::fs::metadata(w).ok();
+        let modified = meta.as_ref().and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        format!("{}|{:?}|{:?}", std::fs::canonicalize(w).unwrap_or_else(|_| w.to_path_buf()).display(), meta.map(|m| m.len()), modified)
+    });
+    format!("{}|{}", file.unwrap_or_default(), model.config.to_json())
+}
+
 fn write(path: &Path, text: &str) -> Result<()> {
     clip_tensor::atomic::atomic_write(path, |f| f.write_all(text.as_bytes())).with_context(|| format!("writing {}", path.display()))
 }
@@ -146,7 +158,8 @@ pub(crate) fn run(options: Options) -> Result<()> {
     let weights = spec.weights.as_ref().map(|w| w.display().to_string()).unwrap_or_default();
     eprintln!("{who}: {name} with weights {weights}, data root {}", options.data_root.display());
     let (targets, missing) = resolve(&options.data_root, &options.datasets);
-    let run = RunOptions { batch_size: options.batch_size, threads: options.threads, device, precision: options.precision };
+    let classifier_cache = Some(ClassifierCache { dir: options.out.join("classifiers"), weights_id: weights_id(&spec, &model) });
+    let run = RunOptions { batch_size: options.batch_size, threads: options.threads, device, precision: options.precision, classifier_cache };
     let mut bar = Bar { what: String::new(), total: None, shown: 0, tty: std::io::stderr().is_terminal() };
     let mut report = Report { model: name.clone(), weights, results: Vec::new(), missing, failed: Vec::new() };
     for target in &targets {

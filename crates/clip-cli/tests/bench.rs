@@ -138,6 +138,20 @@ fn zeroshot_over_registry_builtin_and_custom_sets() {
     assert!(markdown.contains("Not found under the data root: food101, no-such-set"), "{markdown}");
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4, "{csv}");
+
+    // Classifiers are cached per weights and set: a planted all-zero classifier is used as is
+    // (every score ties, argmax takes class 0: recall 1 for class 0, 0 for the other three), and
+    // changed templates rebuild.
+    let cached: Vec<PathBuf> = std::fs::read_dir(out.join("classifiers")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(cached.len(), 3, "{cached:?}");
+    let planted = cached.iter().find(|p| p.file_name().unwrap().to_string_lossy().starts_with("cifar10-")).unwrap();
+    clip_tensor::safetensors::save_safetensors(planted, &[("classifier", &Tensor::zeros([16, 10], (tch::Kind::Float, Device::Cpu)))]).unwrap();
+    std::fs::write(custom.join("zeroshot_classification_templates.txt"), "a {c}.\n").unwrap();
+    let datasets = format!("cifar10,{}", custom.display());
+    let run = bench(&s, "bench-zeroshot", &["--data-root", root.to_str().unwrap(), "--datasets", &datasets, "--out", out.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(results(&out)["results"][0]["mean_per_class_recall"].as_f64(), Some(25.0));
+    assert_eq!(std::fs::read_dir(out.join("classifiers")).unwrap().count(), 4);
     let _ = std::fs::remove_dir_all(&s.dir);
 }
 

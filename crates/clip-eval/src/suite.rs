@@ -16,6 +16,7 @@ use crate::features::{FeatureKind, Features, extract};
 use crate::linear_probe::{ProbeConfig, fit, search_lambda};
 use crate::metrics::classification_scores;
 use crate::registry::{DatasetInfo, Metric, datasets, find};
+use crate::zeroshot::ClassifierCache;
 use crate::report::{DatasetResult, FewShot, ProbeDetails};
 use crate::{Error, Result};
 
@@ -111,7 +112,7 @@ pub fn resolve(root: &Path, names: &[String]) -> (Vec<Target>, Vec<String>) {
 }
 
 /// How to run the model over data.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Images per forward pass.
     pub batch_size: usize,
@@ -121,6 +122,8 @@ pub struct RunOptions {
     pub device: Device,
     /// fp32, or bf16/fp16 autocast.
     pub precision: Precision,
+    /// Where zero-shot classifiers are cached, if anywhere.
+    pub classifier_cache: Option<ClassifierCache>,
 }
 
 /// A split opened for evaluation: its samples, classes, prompt templates, and where it came from.
@@ -269,7 +272,10 @@ pub fn zeroshot(
     }
     let size = model.config.vision.image_size() as u32;
     let split = open_split(target, "test", size)?.ok_or_else(|| Error::Task("no test split".into()))?;
-    let classifier = crate::zeroshot::classifier(model, &split.classes, &split.templates, options.device)?;
+    let classifier = match &options.classifier_cache {
+        Some(cache) => cache.classifier(&target.name(), model, &split.classes, &split.templates, options.device)?,
+        None => crate::zeroshot::classifier(model, &split.classes, &split.templates, options.device)?,
+    };
     let format = split.format;
     let features = features_of(model, target, split, "test", FeatureKind::Projected, options, progress)?;
     let logits = crate::zeroshot::logits(&features.features, &classifier).to_device(Device::Cpu);

@@ -37,6 +37,50 @@ pub fn classifier(model: &ClipModel, classes: &[Vec<String>], templates: &[impl 
     Ok(Tensor::stack(&columns, 1))
 }
 
+/// A cache of classifiers on disk: `DIR/NAME-KEY.safetensors`, the key a hash of the weights'
+/// identity (given by the caller: file, size, modification time, config) with the class names and
+/// templates, so a classifier is rebuilt whenever any of them changes.
+#[derive(Debug, Clone)]
+pub struct ClassifierCache {
+    /// The folder.
+    pub dir: std::path::PathBuf,
+    /// What identifies the weights.
+    pub weights_id: String,
+}
+
+/// 64-bit FNV-1a: a stable hash (std's `DefaultHasher` may change between Rust releases).
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for byte in parts.iter().flat_map(|p| p.bytes().chain([0xFF])) {
+        h = (h ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+impl ClassifierCache {
+    /// The classifier for `name`: read from the cache when it holds one for the same weights, class
+    /// names and templates, otherwise built and stored. A cache that cannot be read or written is
+    /// passed over (the classifier is built).
+    pub fn classifier(&self, name: &str, model: &ClipModel, classes: &[Vec<String>], templates: &[impl AsRef<str>], device: Device) -> Result<Tensor> {
+        let names: Vec<String> = classes.iter().map(|c| c.join("\u{1}")).collect();
+        let templates_joined: Vec<&str> = templates.iter().map(AsRef::as_ref).collect();
+        let key = fnv1a(&[&self.weights_id, &names.join("\u{2}"), &templates_joined.join("\u{2}")]);
+        let path = self.dir.join(format!("{}-{key:016x}.safetensors", name.replace('/', "-")));
+        let expected = [model.config.embed_dim, classes.len() as i64];
+        if let Ok(mut tensors) = clip_tensor::safetensors::read_safetensors(&path)
+            && let Some((_, w)) = tensors.pop()
+            && w.size() == expected
+        {
+            return Ok(w.to_device(device));
+        }
+        let w = classifier(model, classes, templates, device)?;
+        if std::fs::create_dir_all(&self.dir).is_ok() {
+            let _ = clip_tensor::safetensors::save_safetensors(&path, &[("classifier", &w.to_device(Device::Cpu))]);
+        }
+        Ok(w)
+    }
+}
+
 /// Class scores of normalised image `features` (`[n, embed_dim]`): `100 · cosine`, as CLIP's logits.
 pub fn logits(features: &Tensor, classifier: &Tensor) -> Tensor {
     features.to_device(classifier.device()).matmul(classifier) * 100.0
