@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """`clip bench-zeroshot` against CLIP_benchmark 1.6.2 on the same weights and data.
 
-Builds two small sets in CLIP_benchmark's WebDataset layout from real photos (those bundled with
-scikit-image; random crops of varied size, lossless WebP as CLIP_benchmark's writer stores them):
-a classification set (one class per photo, two shards) and a retrieval set (each crop with three
+Builds three small sets in CLIP_benchmark's WebDataset layout from real photos (those bundled
+with scikit-image; random crops of varied size, lossless WebP as CLIP_benchmark's writer stores
+them): a classification set (one class per photo, two shards), a multi-label set (two crops side
+by side, `.npy` targets, as its voc2007_multilabel) and a retrieval set (each crop with three
 captions, one per line). Weights: open_clip's ViT-B-32, initialised and perturbed (no download).
 CLIP_benchmark evaluates both with its own loader, transform, tokenizer and metrics
 (`zeroshot_classification.evaluate`, `zeroshot_retrieval.evaluate`, fp32 on the CPU); then
@@ -96,7 +97,24 @@ def build(out, per_class):
     (cls_root / "zeroshot_classification_templates.txt").write_text("\n".join(TEMPLATES) + "\n")
     write_split(ret_root, captioned[: 12 * len(sources)], 1)
     (ret_root / "dataset_type.txt").write_text("retrieval\n")
-    return cls_root, ret_root
+    ml_root = out / "photo_pairs"
+    pairs = []
+    for i in range(12 * len(sources)):
+        a, b = rng.sample(range(len(sources)), 2)
+        left, right = crop(rng, sources[a][1]), crop(rng, sources[b][1])
+        canvas = Image.new("RGB", (left.width + right.width, max(left.height, right.height)))
+        canvas.paste(left, (0, 0))
+        canvas.paste(right, (left.width, 0))
+        target = np.zeros(len(sources), dtype=np.float32)
+        target[[a, b]] = 1
+        buf = io.BytesIO()
+        np.save(buf, target)
+        pairs.append({"webp": webp(canvas), "npy": buf.getvalue()})
+    write_split(ml_root, pairs, 1)
+    for name in ("classnames.txt", "zeroshot_classification_templates.txt"):
+        (ml_root / name).write_text((cls_root / name).read_text())
+    (ml_root / "dataset_type.txt").write_text("multilabel\n")
+    return cls_root, ret_root, ml_root
 
 
 def loader(name, root, transform, task="zeroshot_classification"):
@@ -111,7 +129,7 @@ def main():
     parser.add_argument("--per-class", type=int, default=40)
     args = parser.parse_args()
     out = pathlib.Path(args.out)
-    cls_root, ret_root = build(out, args.per_class)
+    cls_root, ret_root, ml_root = build(out, args.per_class)
 
     torch.manual_seed(0)
     model = open_clip.create_model("ViT-B-32")
@@ -126,13 +144,16 @@ def main():
     dataset, dl = loader("photos", cls_root, transform)
     m = zeroshot_classification.evaluate(model, dl, tokenizer, dataset.classes, dataset.templates, "cpu", amp=False)
     theirs["photos"] = {k: 100 * float(v) for k, v in m.items()}
+    dataset, dl = loader("photo_pairs", ml_root, transform)
+    m = zeroshot_classification.evaluate(model, dl, tokenizer, dataset.classes, dataset.templates, "cpu", amp=False)
+    theirs["photo_pairs"] = {k: 100 * float(v) for k, v in m.items()}
     _, dl = loader("photos_captions", ret_root, transform, task="zeroshot_retrieval")
     m = zeroshot_retrieval.evaluate(model, dl, tokenizer, "cpu", amp=False, recall_k_list=[1, 5, 10])
     theirs["photos_captions"] = {k: 100 * float(v) for k, v in m.items()}
 
     results = out / "ours"
     subprocess.run([args.clip, "bench-zeroshot", "--model", "ViT-B-32", "--weights", weights, "--datasets",
-                    f"{cls_root},{ret_root}", "--out", results, "--device", "cpu"], check=True, stdout=subprocess.DEVNULL)
+                    f"{cls_root},{ml_root},{ret_root}", "--out", results, "--device", "cpu"], check=True, stdout=subprocess.DEVNULL)
     ours = {r["dataset"]: r for r in json.loads((results / "results.json").read_text())["results"]}
 
     worst = 0.0
@@ -140,7 +161,7 @@ def main():
         for key, value in sorted(scores.items()):
             mine = ours[dataset].get(key)
             if mine is None:
-                mine = ours[dataset]["recall"][key]
+                mine = ours[dataset]["scores"][key]
             worst = max(worst, abs(mine - value))
             print(f"{dataset:16} {key:28} CLIP_benchmark {value:7.3f}  clip-rs {mine:7.3f}  Δ {mine - value:+.3f}")
         print(f"{dataset:16} samples: clip-rs {ours[dataset]['samples']}")

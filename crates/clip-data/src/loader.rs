@@ -74,6 +74,8 @@ pub enum TextMode {
     },
     /// Class labels; samples without one are skipped.
     Labels,
+    /// Multi-label targets (`[B, classes]`, 1 where present); samples without one are skipped.
+    MultiLabels,
     /// Captions as text, untokenised (retrieval sets, which hold several per image, one a line);
     /// samples without one are skipped.
     Captions,
@@ -174,7 +176,8 @@ pub struct Batch {
     pub images: Tensor,
     /// `[B, context]` int64 token ids, with [`TextMode::Tokens`].
     pub texts: Option<Tensor>,
-    /// `[B]` int64 class labels, with [`TextMode::Labels`].
+    /// `[B]` int64 class labels with [`TextMode::Labels`]; `[B, classes]` float targets with
+    /// [`TextMode::MultiLabels`].
     pub labels: Option<Tensor>,
     /// The captions, with [`TextMode::Captions`] (empty otherwise).
     pub captions: Vec<String>,
@@ -557,6 +560,7 @@ struct Ready {
     rgb: Vec<u8>,
     tokens: Option<Vec<u32>>,
     label: Option<i64>,
+    targets: Option<Vec<f32>>,
     caption: Option<String>,
 }
 
@@ -699,26 +703,28 @@ impl Decoder {
         if let Payload::Skip(reason) = record.payload {
             return Err(reason);
         }
-        let (tokens, label, caption) = match (self.config.text, record.text) {
-            (TextMode::Tokens { context_length }, Text::Caption(caption)) => {
-                (Some(Tokenizer::get().tokenize(&caption, context_length).map_err(|_| SkipReason::MissingCaption)?), None, None)
+        let (mut tokens, mut label, mut targets, mut caption) = (None, None, None, None);
+        match (self.config.text, record.text) {
+            (TextMode::Tokens { context_length }, Text::Caption(text)) => {
+                tokens = Some(Tokenizer::get().tokenize(&text, context_length).map_err(|_| SkipReason::MissingCaption)?);
             }
-            (TextMode::Labels, Text::Label(label)) => (None, Some(label), None),
-            (TextMode::Captions, Text::Caption(caption)) => (None, None, Some(caption)),
-            (TextMode::Ignore, _) => (None, None, None),
+            (TextMode::Labels, Text::Label(l)) => label = Some(l),
+            (TextMode::MultiLabels, Text::MultiLabel(t)) => targets = Some(t),
+            (TextMode::Captions, Text::Caption(text)) => caption = Some(text),
+            (TextMode::Ignore, _) => {}
             _ => return Err(SkipReason::MissingCaption),
-        };
+        }
         let bytes = match record.payload {
             Payload::Skip(reason) => return Err(reason),
             Payload::Image(image) => {
                 let rgb = self.transform(Decoded::Pixels(image), item.augment)?;
-                return Ok(Ready { key: record.key, rgb, tokens, label, caption });
+                return Ok(Ready { key: record.key, rgb, tokens, label, targets, caption });
             }
             Payload::Bytes(bytes) => bytes,
             Payload::File(path) => std::fs::read(path).map_err(|_| SkipReason::MissingImage)?,
         };
         let rgb = self.transform(Decoded::Encoded(&bytes), item.augment)?;
-        Ok(Ready { key: record.key, rgb, tokens, label, caption })
+        Ok(Ready { key: record.key, rgb, tokens, label, targets, caption })
     }
 
     /// The transformed image as RGB bytes.
@@ -764,9 +770,17 @@ impl Pipeline {
         let mut labels = Vec::new();
         let mut keys = Vec::with_capacity(samples.len());
         let mut captions = Vec::new();
+        let mut targets = Vec::new();
+        let mut width = None;
         for sample in samples {
             tokens.extend(sample.tokens.iter().flatten().map(|&t| i64::from(t)));
             labels.extend(sample.label);
+            if let Some(t) = sample.targets {
+                if *width.get_or_insert(t.len()) != t.len() {
+                    return Err(Error::Source(format!("{}: {} targets where the batch has {width:?}", sample.key, t.len())));
+                }
+                targets.extend(t);
+            }
             captions.extend(sample.caption);
             keys.push(sample.key);
         }
@@ -774,7 +788,11 @@ impl Pipeline {
             TextMode::Tokens { context_length } => Some(Tensor::from_slice(&tokens).view([n, context_length as i64])),
             _ => None,
         };
-        let labels = (config.text == TextMode::Labels).then(|| Tensor::from_slice(&labels));
+        let labels = match config.text {
+            TextMode::Labels => Some(Tensor::from_slice(&labels)),
+            TextMode::MultiLabels => Some(Tensor::from_slice(&targets).view([n, -1])),
+            _ => None,
+        };
         Ok(Batch { images, texts, labels, captions, keys, position, consumed, skipped })
     }
 }

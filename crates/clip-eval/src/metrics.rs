@@ -70,6 +70,23 @@ pub fn map_11point(scores: &Tensor, targets: &Tensor) -> tch::Result<f64> {
     Ok(total / classes.max(1) as f64)
 }
 
+/// Mean over classes of non-interpolated average precision (the mean precision at the rank of each
+/// positive; torchnet's meter, which CLIP_benchmark reports as `mean_average_precision` for
+/// multi-label sets). `scores` and `targets` are `[n, classes]`, targets 1 or 0.
+pub fn mean_average_precision(scores: &Tensor, targets: &Tensor) -> tch::Result<f64> {
+    let (n, classes) = scores.size2()?;
+    let ranks = Tensor::arange_start(1, n + 1, (Kind::Double, scores.device()));
+    let mut total = 0.0;
+    for c in 0..classes {
+        let (_, order) = scores.select(1, c).sort(0, true);
+        let truth = targets.select(1, c).to_kind(Kind::Double).index_select(0, &order);
+        let precision = truth.cumsum(0, Kind::Double) / &ranks;
+        let positives = truth.sum(Kind::Double).double_value(&[]).max(1.0);
+        total += (precision * truth).sum(Kind::Double).double_value(&[]) / positives;
+    }
+    Ok(total / classes.max(1) as f64)
+}
+
 /// Area under the ROC curve: the probability that a random positive outscores a random negative,
 /// ties counting half (scikit-learn's `roc_auc_score`). `None` without both kinds of sample.
 pub fn roc_auc(scores: &[f32], positive: &[bool]) -> Option<f64> {

@@ -69,9 +69,10 @@ pub struct DatasetResult {
     pub acc5: Option<f64>,
     /// Mean per-class recall (classification).
     pub mean_per_class_recall: Option<f64>,
-    /// Retrieval recall, keyed as CLIP_benchmark does (`image_retrieval_recall@5`, …).
+    /// Further scores, keyed as CLIP_benchmark names them (`image_retrieval_recall@5`,
+    /// `mean_average_precision`, …).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub recall: std::collections::BTreeMap<String, f64>,
+    pub scores: std::collections::BTreeMap<String, f64>,
     /// Test images scored.
     pub samples: u64,
     /// Test images skipped as unreadable.
@@ -104,11 +105,32 @@ impl DatasetResult {
             acc1: None,
             acc5: None,
             mean_per_class_recall: None,
-            recall,
+            scores: recall,
             samples: scores.images as u64,
             skipped: scores.skipped.samples(),
             paper: None,
             format: "clip_benchmark_wds".into(),
+            probe: None,
+        }
+    }
+
+    /// A multi-label result: 11-point mAP (the paper's metric) as `value`, and CLIP_benchmark's
+    /// non-interpolated mean AP beside it (both fractions in).
+    pub fn multilabel(dataset: String, map_11point: f64, mean_average_precision: f64, samples: u64) -> Self {
+        let scores = std::collections::BTreeMap::from([("mean_average_precision".to_owned(), 100.0 * mean_average_precision)]);
+        Self {
+            dataset,
+            task: "zeroshot_classification".into(),
+            metric: "map_11point".into(),
+            value: 100.0 * map_11point,
+            acc1: None,
+            acc5: None,
+            mean_per_class_recall: None,
+            scores,
+            samples,
+            skipped: 0,
+            paper: None,
+            format: String::new(),
             probe: None,
         }
     }
@@ -123,7 +145,7 @@ impl DatasetResult {
             acc1: Some(100.0 * scores.acc1),
             acc5: scores.acc5.map(|a| 100.0 * a),
             mean_per_class_recall: Some(100.0 * scores.mean_per_class_recall),
-            recall: Default::default(),
+            scores: Default::default(),
             samples,
             skipped: 0,
             paper: None,
@@ -177,9 +199,9 @@ impl Report {
             let shots: Vec<String> = probe.iter().map(|f| format!("k={}: {:.1} ± {:.1}", f.k, f.mean, f.std)).collect();
             out += &format!("\n{} few-shot linear probe ({}): {}\n", r.dataset, r.metric, shots.join(", "));
         }
-        for r in self.results.iter().filter(|r| !r.recall.is_empty()) {
-            let parts: Vec<String> = r.recall.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
-            out += &format!("\n{} retrieval: {}\n", r.dataset, parts.join(", "));
+        for r in self.results.iter().filter(|r| !r.scores.is_empty()) {
+            let parts: Vec<String> = r.scores.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
+            out += &format!("\n{}: {}\n", r.dataset, parts.join(", "));
         }
         if !self.missing.is_empty() {
             out += &format!("\nNot found under the data root: {}\n", self.missing.join(", "));
@@ -190,13 +212,13 @@ impl Report {
         out
     }
 
-    /// One CSV row per result and metric: a retrieval result adds a row per recall value.
+    /// One CSV row per result and metric: each further score (recall@k, …) adds a row.
     pub fn csv(&self) -> String {
         let mut out = String::from("dataset,task,metric,value,paper,acc1,acc5,mean_per_class_recall,samples,skipped,model,weights\n");
         let opt = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v:.4}"));
         let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
         for r in &self.results {
-            let extra = r.recall.iter().filter(|(k, _)| **k != r.metric).map(|(k, v)| (k.as_str(), *v));
+            let extra = r.scores.iter().filter(|(k, _)| **k != r.metric).map(|(k, v)| (k.as_str(), *v));
             for (metric, value) in std::iter::once((r.metric.as_str(), r.value)).chain(extra) {
                 out += &format!(
                     "{},{},{},{:.4},{},{},{},{},{},{},{},{}\n",

@@ -14,7 +14,7 @@ use tch::{Device, Tensor};
 
 use crate::features::{FeatureKind, Features, extract};
 use crate::linear_probe::{ProbeConfig, fit, search_lambda};
-use crate::metrics::classification_scores;
+use crate::metrics::{classification_scores, map_11point, mean_average_precision};
 use crate::registry::{DatasetInfo, Metric, datasets, find};
 use crate::zeroshot::ClassifierCache;
 use crate::report::{DatasetResult, FewShot, ProbeDetails};
@@ -136,6 +136,8 @@ pub struct OpenedSplit {
     pub templates: Vec<String>,
     /// Layout it was read from.
     pub format: &'static str,
+    /// Per-class target vectors instead of one label per image.
+    pub multilabel: bool,
 }
 
 /// Templates for a custom set that ships none: the paper's plainest prompt.
@@ -154,11 +156,12 @@ pub fn open_split(target: &Target, split: &str, image_size: u32) -> Result<Optio
                 classes: task.classnames().into_iter().map(|n| vec![n]).collect(),
                 templates: task.templates().iter().map(|t| t.to_string()).collect(),
                 format: "builtin",
+                multilabel: false,
             })
             .filter(|_| split == "test"))
         }
         Target::Registry(info, dir) => {
-            let Some(LabelledSplit { source, classes, format }) = open_labelled(dir, split)? else { return Ok(None) };
+            let Some(LabelledSplit { source, classes, format, multilabel }) = open_labelled(dir, split)? else { return Ok(None) };
             if classes.classnames.len() != info.classes.len() {
                 return Err(Error::Task(format!(
                     "{}: {} classes on disk, but {} has {}",
@@ -168,32 +171,35 @@ pub fn open_split(target: &Target, split: &str, image_size: u32) -> Result<Optio
                     info.classes.len()
                 )));
             }
-            Ok(Some(OpenedSplit { source, classes: info.classes.clone(), templates: info.templates.clone(), format }))
+            Ok(Some(OpenedSplit { source, classes: info.classes.clone(), templates: info.templates.clone(), format, multilabel }))
         }
         Target::Retrieval(dir) => Err(Error::Task(format!("{} is a retrieval set, not a classification set", dir.display()))),
         Target::Custom(dir) => {
-            let Some(LabelledSplit { source, classes, format }) = open_labelled(dir, split)? else { return Ok(None) };
+            let Some(LabelledSplit { source, classes, format, multilabel }) = open_labelled(dir, split)? else { return Ok(None) };
             let templates = if classes.templates.is_empty() {
                 DEFAULT_TEMPLATES.iter().map(|t| t.to_string()).collect()
             } else {
                 classes.templates.clone()
             };
-            Ok(Some(OpenedSplit { source, classes: names(classes), templates, format }))
+            Ok(Some(OpenedSplit { source, classes: names(classes), templates, format, multilabel }))
         }
     }
 }
 
-/// Features of every image of `source`, in order, through the exact evaluation preprocessing.
-/// `progress` hears the samples done so far.
+/// Features of every image of `source`, in order, through the exact evaluation preprocessing, with
+/// labels (`[n]`) or, for multi-label sets, targets (`[n, classes]`). `progress` hears the samples
+/// done so far.
 pub fn split_features(
     model: &ClipModel,
     source: Source,
+    multilabel: bool,
     kind: FeatureKind,
     options: &RunOptions,
     progress: impl FnMut(usize),
 ) -> Result<Features> {
     let size = model.config.vision.image_size() as u32;
-    let mut config = LoaderConfig::new(options.batch_size, ImageTransform::Eval(PreprocessConfig::openai(size)), TextMode::Labels);
+    let text = if multilabel { TextMode::MultiLabels } else { TextMode::Labels };
+    let mut config = LoaderConfig::new(options.batch_size, ImageTransform::Eval(PreprocessConfig::openai(size)), text);
     (config.threads, config.shuffle, config.drop_last) = (options.threads, false, false);
     let loader = Loader::new(source, config)?;
     let mut batches = loader.epoch(0)?;
@@ -239,7 +245,7 @@ fn features_of(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Features> {
     progress(Progress::Split { what: format!("{} {name}", target.name()), total: total(&split.source) });
-    split_features(model, split.source, kind, options, |n| progress(Progress::Done(n)))
+    split_features(model, split.source, split.multilabel, kind, options, |n| progress(Progress::Done(n)))
 }
 
 /// Recall@k reported for retrieval sets (CLIP_benchmark reports 5 by default; the paper 1, 5, 10).
@@ -276,12 +282,16 @@ pub fn zeroshot(
         Some(cache) => cache.classifier(&target.name(), model, &split.classes, &split.templates, options.device)?,
         None => crate::zeroshot::classifier(model, &split.classes, &split.templates, options.device)?,
     };
-    let format = split.format;
+    let (format, multilabel) = (split.format, split.multilabel);
     let features = features_of(model, target, split, "test", FeatureKind::Projected, options, progress)?;
     let logits = crate::zeroshot::logits(&features.features, &classifier).to_device(Device::Cpu);
     let metric = target.metric();
-    let scores = classification_scores(&logits, &features.labels, metric)?;
-    let mut result = DatasetResult::new(target.name(), "zeroshot_classification", metric.name(), &scores, features.labels.size()[0] as u64);
+    let samples = features.labels.size()[0] as u64;
+    let mut result = if multilabel {
+        DatasetResult::multilabel(target.name(), map_11point(&logits, &features.labels)?, mean_average_precision(&logits, &features.labels)?, samples)
+    } else {
+        DatasetResult::new(target.name(), "zeroshot_classification", metric.name(), &classification_scores(&logits, &features.labels, metric)?, samples)
+    };
     result.skipped = features.skipped.samples();
     result.paper = target.info().and_then(|i| i.paper_value(model_name));
     result.format = format.into();
@@ -356,6 +366,9 @@ pub fn probe_data(
     let open = |split: &str| open_split(target, split, size);
     let train_split = open("train")?.ok_or_else(|| Error::Task("no train split (the probe needs one)".into()))?;
     let test_split = open("test")?.ok_or_else(|| Error::Task("no test split".into()))?;
+    if test_split.multilabel {
+        return Err(Error::Task("the linear probe takes single-label sets; this one is multi-label".into()));
+    }
     let classes = test_split.classes.len() as i64;
     let format = test_split.format;
     let kind = FeatureKind::Unprojected;

@@ -1,10 +1,11 @@
 use clip_eval::metrics::{
-    average_precision_11point, classification_scores, mean_per_class_recall, recall_at_k, roc_auc, topk_accuracy,
+    average_precision_11point, classification_scores, map_11point, mean_average_precision, mean_per_class_recall, recall_at_k,
+    roc_auc, topk_accuracy,
 };
 use clip_eval::registry::Metric;
 use tch::Tensor;
 
-use crate::support::{fixture, floats, ints};
+use crate::support::{fixture, floats, ints, matrix};
 
 #[test]
 fn mean_per_class_recall_is_sklearns_balanced_accuracy() {
@@ -52,4 +53,14 @@ fn topk_and_recall_at_k_worked_by_hand() {
     assert_eq!(recall_at_k(&scores, &positives, 10).unwrap(), 1.0);
     let all = classification_scores(&scores, &labels, Metric::MeanTop1Top5).unwrap();
     assert_eq!((all.acc1, all.acc5, all.value), (0.0, None, 0.0));
+}
+
+#[test]
+fn multilabel_average_precision_against_sklearn_and_the_voc_devkit() {
+    let f = &fixture()["multilabel"];
+    let (scores, targets) = (matrix(&f["scores"]), matrix(&f["targets"]));
+    let mean_ap = mean_average_precision(&scores, &targets).unwrap();
+    assert!((mean_ap - f["mean_ap"].as_f64().unwrap()).abs() < 1e-9, "{mean_ap}");
+    let map = map_11point(&scores, &targets).unwrap();
+    assert!((map - f["map_11point"].as_f64().unwrap()).abs() < 1e-9, "{map}");
 }

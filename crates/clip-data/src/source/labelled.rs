@@ -18,6 +18,8 @@ pub struct LabelledSplit {
     pub classes: ClassificationSet,
     /// Which layout it was found in, for reports.
     pub format: &'static str,
+    /// Targets are per-class vectors (`.npy` members; `dataset_type.txt` says `multilabel`).
+    pub multilabel: bool,
 }
 
 /// Class names and templates shipped beside the images override what the layout implies.
@@ -45,7 +47,7 @@ fn shipped(dir: &Path, mut classes: ClassificationSet) -> Result<ClassificationS
 fn image_folder(images: &Path, meta: &Path) -> Result<LabelledSplit> {
     let folder = ImageFolder::open(images)?;
     let classes = shipped(meta, folder.classes().clone())?;
-    Ok(LabelledSplit { source: Source::Indexed(Arc::new(folder)), classes, format: "imagefolder" })
+    Ok(LabelledSplit { source: Source::Indexed(Arc::new(folder)), classes, format: "imagefolder", multilabel: false })
 }
 
 /// The `split` (`train`, `test`, …) of the set in `dir`, or `None` when `dir` has no such split.
@@ -55,7 +57,9 @@ pub fn open_labelled(dir: &Path, split: &str) -> Result<Option<LabelledSplit>> {
     let split_dir = dir.join(split);
     if split_dir.join("nshards.txt").is_file() {
         let (shards, classes) = benchmark_wds(dir, split)?;
-        return Ok(Some(LabelledSplit { source: Source::Shards(shards), classes, format: "clip_benchmark_wds" }));
+        let kind = std::fs::read_to_string(dir.join("dataset_type.txt")).unwrap_or_default();
+        let multilabel = kind.trim().eq_ignore_ascii_case("multilabel");
+        return Ok(Some(LabelledSplit { source: Source::Shards(shards), classes, format: "clip_benchmark_wds", multilabel }));
     }
     if split_dir.is_dir() && std::fs::read_dir(&split_dir).map_err(|e| Error::io(&split_dir, e))?.flatten().any(|e| {
         e.path().extension().is_some_and(|x| x == "tar")
@@ -64,7 +68,7 @@ pub fn open_labelled(dir: &Path, split: &str) -> Result<Option<LabelledSplit>> {
     }
     if let Some((source, classes)) = open_native(dir, split)? {
         let classes = shipped(dir, classes)?;
-        return Ok(Some(LabelledSplit { source: Source::Indexed(Arc::new(source)), classes, format: "native" }));
+        return Ok(Some(LabelledSplit { source: Source::Indexed(Arc::new(source)), classes, format: "native", multilabel: false }));
     }
     if split_dir.is_dir() {
         return image_folder(&split_dir, dir).map(Some);

@@ -14,6 +14,7 @@ mod builtin;
 mod csv;
 mod folder;
 mod labelled;
+mod npy;
 mod shards;
 mod tarstream;
 
@@ -37,6 +38,8 @@ pub enum Text {
     Caption(String),
     /// A class index.
     Label(i64),
+    /// One entry per class, 1 where the class is present (multi-label sets such as VOC2007).
+    MultiLabel(Vec<f32>),
     /// Nothing (image-only sources, or a sample whose caption is missing).
     None,
 }

@@ -153,6 +153,11 @@ impl ShardSamples {
                         text = Text::Caption(caption);
                     }
                 }
+                "npy" => {
+                    if let Some(values) = super::npy::read_vector(&bytes) {
+                        text = Text::MultiLabel(values);
+                    }
+                }
                 "cls" => {
                     if let Some(label) = std::str::from_utf8(&bytes).ok().and_then(|s| s.trim().parse().ok()) {
                         text = Text::Label(label);
