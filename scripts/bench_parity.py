@@ -154,7 +154,7 @@ def main():
     results = out / "ours"
     subprocess.run([args.clip, "bench-zeroshot", "--model", "ViT-B-32", "--weights", weights, "--datasets",
                     f"{cls_root},{ml_root},{ret_root}", "--out", results, "--device", "cpu"], check=True, stdout=subprocess.DEVNULL)
-    ours = {r["dataset"]: r for r in json.loads((results / "results.json").read_text())["results"]}
+    ours = {r["name"]: r for r in json.loads((results / "results.json").read_text())["results"]}
 
     worst = 0.0
     for dataset, scores in theirs.items():

@@ -30,8 +30,9 @@ pub(crate) struct ProbeTask {
     pub(crate) save_features: Option<PathBuf>,
 }
 
-/// The linear probe on one set, its features saved first when asked.
-fn probe(model: &ClipModel, target: &Target, task: &ProbeTask, run: &RunOptions, bar: &mut Bar) -> clip_eval::Result<DatasetResult> {
+/// The linear probe on one set (its features saved first when asked), on the model's device, with
+/// zero-shot on the same test split beside the few-shot probes.
+fn probe(model: &ClipModel, name: &str, target: &Target, task: &ProbeTask, run: &RunOptions, bar: &mut Bar) -> clip_eval::Result<DatasetResult> {
     let data = probe_data(model, target, task.validation_fraction, run, &mut |e| bar.event(e))?;
     if let Some(dir) = &task.save_features {
         let path = dir.join(format!("{}.safetensors", target.name()));
@@ -46,7 +47,16 @@ fn probe(model: &ClipModel, target: &Target, task: &ProbeTask, run: &RunOptions,
         std::fs::create_dir_all(dir).map_err(|e| clip_eval::Error::Task(format!("creating {}: {e}", dir.display())))?;
         clip_tensor::safetensors::save_safetensors(&path, &named)?;
     }
-    linear_probe(target.name(), &data, target.metric(), &task.probe, &mut |e| bar.event(e))
+    let mut options = task.probe.clone();
+    options.solver.device = run.device;
+    let mut result = linear_probe(target.name(), &data, target.metric(), &options, &mut |e| bar.event(e))?;
+    if !options.few_shot.is_empty() {
+        let zeroshot = zeroshot(model, name, target, run, &mut |e| bar.event(e))?;
+        if let Some(probe) = result.probe.as_mut() {
+            probe.zeroshot = Some(zeroshot.value);
+        }
+    }
+    Ok(result)
 }
 
 /// Options shared by both commands.
@@ -168,7 +178,7 @@ pub(crate) fn run(options: Options) -> Result<()> {
             Task::LinearProbe(task) => match target {
                 // Held-out draws or captions only: nothing to train a probe on.
                 Target::Builtin(_) | Target::Retrieval(_) => continue,
-                _ => probe(&model, target, task, &run, &mut bar),
+                _ => probe(&model, &name, target, task, &run, &mut bar),
             },
         };
         bar.finish();

@@ -105,7 +105,7 @@ fn zeroshot_over_registry_builtin_and_custom_sets() {
     let run = bench(&s, "bench-zeroshot", &["--data-root", root.to_str().unwrap(), "--datasets", &datasets, "--out", out.to_str().unwrap()]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let report = results(&out);
-    let by_name = |n: &str| report["results"].as_array().unwrap().iter().find(|r| r["dataset"] == n).unwrap().clone();
+    let by_name = |n: &str| report["results"].as_array().unwrap().iter().find(|r| r["name"] == n).unwrap().clone();
     assert_eq!(report["missing"], serde_json::json!(["food101", "no-such-set"]));
 
     // CIFAR-10 read natively, scored with the paper's 10 class names and 18 templates: the same
@@ -190,6 +190,9 @@ fn linear_probe_with_holdout_few_shot_and_saved_features() {
     assert!(trials.len() >= 7 && trials[0]["lambda"] == details["lambda"], "{details}");
     let shots = details["few_shot"].as_array().unwrap();
     assert_eq!(shots.iter().map(|f| (f["k"].as_u64().unwrap(), f["values"].as_array().unwrap().len())).collect::<Vec<_>>(), [(1, 2), (2, 2)]);
+    assert!(details["zeroshot"].as_f64().is_some(), "zero-shot beside the few-shot probes: {details}");
+    let markdown = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(markdown.contains("cifar10 few-shot linear probe (accuracy): k=1: ") && markdown.contains("zero-shot"), "{markdown}");
     // Colour tells the four classes apart: the probe on random-weight features still learns it.
     assert!(probe["acc1"].as_f64().unwrap() >= 75.0, "{probe}");
     // The saved features: the ViT's width (32) before the projection, as many rows as samples.

@@ -50,13 +50,16 @@ pub struct ProbeDetails {
     pub trials: Vec<Trial>,
     /// Few-shot probes, by k.
     pub few_shot: Vec<FewShot>,
+    /// Zero-shot on the same test split, beside the few-shot probes: how many labelled examples
+    /// per class it is worth.
+    pub zeroshot: Option<f64>,
 }
 
 /// The result on one dataset.
 #[derive(Debug, Clone, Serialize)]
 pub struct DatasetResult {
     /// Dataset name.
-    pub dataset: String,
+    pub name: String,
     /// `zeroshot_classification` or `linear_probe`.
     pub task: String,
     /// The dataset's metric.
@@ -89,7 +92,7 @@ pub struct DatasetResult {
 impl DatasetResult {
     /// A retrieval result: recall@k both ways (fractions), `value` the image recall at the
     /// largest k.
-    pub fn retrieval(dataset: String, scores: &RetrievalScores) -> Self {
+    pub fn retrieval(name: String, scores: &RetrievalScores) -> Self {
         let mut recall = std::collections::BTreeMap::new();
         for (direction, list) in [("image", &scores.image_recall), ("text", &scores.text_recall)] {
             for &(k, r) in list {
@@ -98,7 +101,7 @@ impl DatasetResult {
         }
         let (k, value) = scores.image_recall.last().copied().unwrap_or((0, 0.0));
         Self {
-            dataset,
+            name,
             task: "zeroshot_retrieval".into(),
             metric: format!("image_retrieval_recall@{k}"),
             value: 100.0 * value,
@@ -116,10 +119,10 @@ impl DatasetResult {
 
     /// A multi-label result: 11-point mAP (the paper's metric) as `value`, and CLIP_benchmark's
     /// non-interpolated mean AP beside it (both fractions in).
-    pub fn multilabel(dataset: String, map_11point: f64, mean_average_precision: f64, samples: u64) -> Self {
+    pub fn multilabel(name: String, map_11point: f64, mean_average_precision: f64, samples: u64) -> Self {
         let scores = std::collections::BTreeMap::from([("mean_average_precision".to_owned(), 100.0 * mean_average_precision)]);
         Self {
-            dataset,
+            name,
             task: "zeroshot_classification".into(),
             metric: "map_11point".into(),
             value: 100.0 * map_11point,
@@ -136,9 +139,9 @@ impl DatasetResult {
     }
 
     /// A classification result from fractional scores.
-    pub fn new(dataset: String, task: &str, metric: &str, scores: &ClassificationScores, samples: u64) -> Self {
+    pub fn new(name: String, task: &str, metric: &str, scores: &ClassificationScores, samples: u64) -> Self {
         Self {
-            dataset,
+            name,
             task: task.into(),
             metric: metric.into(),
             value: 100.0 * scores.value,
@@ -183,7 +186,7 @@ impl Report {
         for r in &self.results {
             out += &format!(
                 "| {} | {} | {} | {:.1} | {} | {} | {} | {} | {} |\n",
-                r.dataset,
+                r.name,
                 r.task,
                 r.metric,
                 r.value,
@@ -197,11 +200,18 @@ impl Report {
         for r in self.results.iter().filter(|r| r.probe.as_ref().is_some_and(|p| !p.few_shot.is_empty())) {
             let probe = r.probe.as_ref().map(|p| &p.few_shot[..]).unwrap_or_default();
             let shots: Vec<String> = probe.iter().map(|f| format!("k={}: {:.1} ± {:.1}", f.k, f.mean, f.std)).collect();
-            out += &format!("\n{} few-shot linear probe ({}): {}\n", r.dataset, r.metric, shots.join(", "));
+            out += &format!("\n{} few-shot linear probe ({}): {}", r.name, r.metric, shots.join(", "));
+            if let Some(z) = r.probe.as_ref().and_then(|p| p.zeroshot) {
+                out += &match probe.iter().find(|f| f.mean >= z) {
+                    Some(f) => format!("; zero-shot {z:.1}, matched by k={} examples per class", f.k),
+                    None => format!("; zero-shot {z:.1}, above every few-shot probe"),
+                };
+            }
+            out += "\n";
         }
         for r in self.results.iter().filter(|r| !r.scores.is_empty()) {
             let parts: Vec<String> = r.scores.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
-            out += &format!("\n{}: {}\n", r.dataset, parts.join(", "));
+            out += &format!("\n{}: {}\n", r.name, parts.join(", "));
         }
         if !self.missing.is_empty() {
             out += &format!("\nNot found under the data root: {}\n", self.missing.join(", "));
@@ -214,7 +224,7 @@ impl Report {
 
     /// One CSV row per result and metric: each further score (recall@k, …) adds a row.
     pub fn csv(&self) -> String {
-        let mut out = String::from("dataset,task,metric,value,paper,acc1,acc5,mean_per_class_recall,samples,skipped,model,weights\n");
+        let mut out = String::from("name,task,metric,value,paper,acc1,acc5,mean_per_class_recall,samples,skipped,model,weights\n");
         let opt = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v:.4}"));
         let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
         for r in &self.results {
@@ -222,7 +232,7 @@ impl Report {
             for (metric, value) in std::iter::once((r.metric.as_str(), r.value)).chain(extra) {
                 out += &format!(
                     "{},{},{},{:.4},{},{},{},{},{},{},{},{}\n",
-                    quote(&r.dataset),
+                    quote(&r.name),
                     r.task,
                     metric,
                     value,

@@ -453,6 +453,7 @@ pub fn linear_probe(
         search_seconds,
         trials,
         few_shot,
+        zeroshot: None,
     });
     Ok(result)
 }
