@@ -104,6 +104,10 @@ pub struct OptimSection {
     pub epochs: u64,
     /// Clip the global gradient norm to this (0: off).
     pub grad_clip: f64,
+    /// Loader batches per optimiser step (open_clip's `--accum-freq`): features of the whole
+    /// group are computed first without gradient, then each batch's again with gradient beside
+    /// the others' cached ones, so the contrastive loss always sees the whole group.
+    pub accum_freq: u64,
 }
 
 /// `[loss]`.
@@ -205,6 +209,7 @@ impl Default for OptimSection {
             cooldown: 0,
             epochs: 3,
             grad_clip: 0.0,
+            accum_freq: 1,
         }
     }
 }
@@ -292,6 +297,9 @@ impl TrainConfig {
             if !(0.0..1.0).contains(&beta) {
                 return bad(key, format!("must be in [0, 1), got {beta}"));
             }
+        }
+        if o.accum_freq == 0 {
+            return bad("optim.accum_freq", "must be at least 1".into());
         }
         if o.eps.is_nan() || o.eps <= 0.0 || o.weight_decay < 0.0 || o.grad_clip < 0.0 {
             return bad("optim", "eps must be positive, weight_decay and grad_clip not negative".into());

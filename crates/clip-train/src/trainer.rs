@@ -185,11 +185,11 @@ fn loader(config: &TrainConfig, model: &ClipConfig, dist: &Dist) -> Result<(Load
     lc.resampled = d.resampled;
     lc.samples_per_epoch = matches!(source, Source::Shards(_)).then_some(per_epoch);
     lc.max_skip_fraction = d.max_skip_fraction;
-    let steps = per_epoch / (d.batch_size * dist.world_size) as u64;
+    let steps = per_epoch / (d.batch_size * dist.world_size) as u64 / config.optim.accum_freq;
     if steps == 0 {
         return Err(Error::Config(format!(
-            "data: {per_epoch} samples per epoch make no batch of {} on {} ranks",
-            d.batch_size, dist.world_size
+            "data: {per_epoch} samples per epoch make no step of {} batches of {} on {} ranks",
+            config.optim.accum_freq, d.batch_size, dist.world_size
         )));
     }
     Ok((Loader::new(source, lc)?, steps))
@@ -361,7 +361,7 @@ impl Run {
         on_event(Event::Start { step: self.state.step, total_steps: self.total_steps, parameters, world_size: self.dist.world_size });
         let started = Instant::now();
         let samples_at_start = self.state.samples;
-        let global_batch = (self.config.data.batch_size * self.dist.world_size) as u64;
+        let global_batch = (self.config.data.batch_size * self.dist.world_size) as u64 * self.config.optim.accum_freq;
         let (mut last_eval_step, mut last_checkpoint_step) = (None, None);
         let mut final_loss = f64::NAN;
         'epochs: while self.state.step < self.total_steps {
@@ -370,18 +370,27 @@ impl Run {
                 if self.state.step >= self.total_steps {
                     break 'epochs;
                 }
-                let next = batches.next();
-                if !self.all(next.is_some())? {
-                    break;
-                }
-                let batch = next.expect("checked just above")?;
                 let t0 = Instant::now();
-                self.state.skipped.merge(&batch.skipped);
+                // One step's loader batches (`optim.accum_freq` of them); an epoch's last,
+                // incomplete group is dropped, as a short batch is.
+                let mut group = Vec::new();
+                let mut position = None;
+                for _ in 0..self.config.optim.accum_freq {
+                    let next = batches.next();
+                    if !self.all(next.is_some())? {
+                        break;
+                    }
+                    let batch = next.expect("checked just above")?;
+                    self.state.skipped.merge(&batch.skipped);
+                    group.push((batch.images, batch.texts.expect("captions are tokenised")));
+                    position = Some(batch.position);
+                }
+                let (true, Some(position)) = (group.len() as u64 == self.config.optim.accum_freq, position) else { break };
                 let lr = learning_rate(&self.config.optim, self.state.step, self.total_steps);
-                let (loss, skipped_step) = self.step(&batch.images, batch.texts.as_ref().expect("captions are tokenised"), lr)?;
+                let (loss, skipped_step) = self.step(&group, lr)?;
                 self.state.step += 1;
                 self.state.samples += global_batch;
-                self.position = batch.position;
+                self.position = position;
                 final_loss = loss;
                 self.losses.push((self.state.step, loss));
                 let metrics = StepMetrics {
@@ -450,17 +459,57 @@ impl Run {
         Ok(summary)
     }
 
-    /// One optimisation step; returns the loss and whether the step was skipped as non-finite.
-    fn step(&mut self, images: &Tensor, texts: &Tensor, lr: f64) -> Result<(f64, bool)> {
-        let (images, texts) = (images.to_device(self.device), texts.to_device(self.device));
+    /// Features of one batch as the loss takes them (float32), and the logit scale.
+    fn features(&self, images: &Tensor, texts: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        Ok(autocast(self.device, self.precision, || {
+            let out = self.model.forward(images, texts);
+            (out.image_features.to_kind(Kind::Float), out.text_features.to_kind(Kind::Float), out.logit_scale.to_kind(Kind::Float))
+        })?)
+    }
+
+    /// The gradient of the loss over `batches` taken as one contrastive batch, accumulated in
+    /// the parameters' `.grad`; returns the loss. One batch: forward and backward. Several
+    /// (open_clip's feature caching): every batch's features without gradient first, then each
+    /// batch's with gradient beside the others' cached ones, one backward each. Each pass
+    /// differentiates the same whole-group loss through its own batch alone, so the sum is the
+    /// whole-group gradient; the logit scale and bias take theirs from the first pass only
+    /// (open_clip counts them once per pass, which Adam's scale invariance hides).
+    fn accumulate(&self, batches: &[(Tensor, Tensor)]) -> Result<Tensor> {
+        let inject = self.config.stability.inject_nonfinite.contains(&(self.state.step + 1));
+        let cached: Vec<(Tensor, Tensor)> = if batches.len() > 1 {
+            let _guard = tch::no_grad_guard();
+            batches.iter().map(|(i, t)| self.features(i, t).map(|(a, b, _)| (a, b))).collect::<Result<_>>()?
+        } else {
+            Vec::new()
+        };
+        let mut loss = Tensor::zeros([], (Kind::Float, self.device));
+        for (j, (images, texts)) in batches.iter().enumerate() {
+            let (image, text, scale) = self.features(images, texts)?;
+            let (image, text) = if cached.is_empty() {
+                (image, text)
+            } else {
+                let with = |live: Tensor, pick: fn(&(Tensor, Tensor)) -> &Tensor| {
+                    let parts: Vec<Tensor> =
+                        cached.iter().enumerate().map(|(k, c)| if k == j { live.shallow_clone() } else { pick(c).shallow_clone() }).collect();
+                    Tensor::cat(&parts, 0)
+                };
+                (with(image, |c| &c.0), with(text, |c| &c.1))
+            };
+            let first = j == 0;
+            let scale = if first { scale } else { scale.detach() };
+            let pass = self.loss(&image, &text, &scale, first)?;
+            loss = if inject { pass * f64::NAN } else { pass };
+            loss.backward();
+        }
+        Ok(loss)
+    }
+
+    /// One optimisation step over a group of loader batches; returns the loss and whether the
+    /// step was skipped as non-finite.
+    fn step(&mut self, group: &[(Tensor, Tensor)], lr: f64) -> Result<(f64, bool)> {
+        let group: Vec<(Tensor, Tensor)> = group.iter().map(|(i, t)| (i.to_device(self.device), t.to_device(self.device))).collect();
         self.optim.zero_grad();
-        let loss = autocast(self.device, self.precision, || -> Result<Tensor> {
-            let out = self.model.forward(&images, &texts);
-            let (image, text) = (out.image_features.to_kind(Kind::Float), out.text_features.to_kind(Kind::Float));
-            self.loss(&image, &text, &out.logit_scale.to_kind(Kind::Float))
-        })??;
-        let loss = if self.config.stability.inject_nonfinite.contains(&(self.state.step + 1)) { loss * f64::NAN } else { loss };
-        loss.backward();
+        let loss = self.accumulate(&group)?;
         self.average_grads()?;
         // The loss reported is the mean over ranks: the global loss (SigLIP's rank losses cover
         // only their rows; the contrastive loss is the same on every rank unless local).
@@ -490,10 +539,14 @@ impl Run {
         Ok((value, false))
     }
 
-    /// The loss over the global batch: contrastive, or SigLIP's sigmoid loss.
-    fn loss(&self, image: &Tensor, text: &Tensor, scale: &Tensor) -> Result<Tensor> {
+    /// The loss over the global batch: contrastive, or SigLIP's sigmoid loss; `bias_grad`: whether
+    /// SigLIP's bias takes a gradient from it.
+    fn loss(&self, image: &Tensor, text: &Tensor, scale: &Tensor, bias_grad: bool) -> Result<Tensor> {
         let siglip_bias = match self.config.loss.kind.as_str() {
-            "siglip" => Some(self.model.logit_bias().expect("SigLIP runs build a logit bias").to_kind(Kind::Float)),
+            "siglip" => {
+                let bias = self.model.logit_bias().expect("SigLIP runs build a logit bias").to_kind(Kind::Float);
+                Some(if bias_grad { bias } else { bias.detach() })
+            }
             _ => None,
         };
         if !self.dist.is_distributed() {
