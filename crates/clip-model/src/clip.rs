@@ -80,6 +80,14 @@ impl ClipModel {
         self.text.forward(ids)
     }
 
+    /// Training mode (PyTorch's `model.train()`) or inference mode (the default). Only a ResNet
+    /// tower's BatchNorm layers behave differently; a ViT has no mode-dependent layer.
+    pub fn set_training(&self, training: bool) {
+        if let Visual::ResNet(r) = &self.visual {
+            r.set_training(training);
+        }
+    }
+
     /// The learnable log-temperature parameter (the trainer clamps it).
     pub fn logit_scale(&self) -> &Tensor {
         &self.logit_scale

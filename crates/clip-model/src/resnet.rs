@@ -3,30 +3,37 @@
 //! and attention pooling (`attnpool`) in place of global average pooling.
 //!
 //! BatchNorm layers keep the checkpoint's `running_mean`, `running_var` and
-//! `num_batches_tracked`, and use the running statistics: the tower is for inference and
-//! fine-tuning from released weights, as in the reference.
+//! `num_batches_tracked`. By default they use the running statistics (inference); in training mode
+//! ([`ModifiedResNet::set_training`], PyTorch's `model.train()`) they normalise by the batch's own
+//! statistics and update the running ones, without which a tower trained from scratch has no
+//! normalisation at all.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
 
 use crate::config::ResNetConfig;
 
-/// BatchNorm2d with PyTorch's state-dict keys, in inference mode.
+/// BatchNorm2d with PyTorch's state-dict keys; the tower's mode flag says which statistics to use.
 #[derive(Debug)]
 struct BatchNorm {
     weight: Tensor,
     bias: Tensor,
     running_mean: Tensor,
     running_var: Tensor,
+    training: Arc<AtomicBool>,
 }
 
 impl BatchNorm {
-    fn new(p: nn::Path<'_>, channels: i64, zero_gamma: bool) -> Self {
+    fn new(p: nn::Path<'_>, channels: i64, zero_gamma: bool, training: &Arc<AtomicBool>) -> Self {
         let bn = Self {
             weight: p.var("weight", &[channels], Init::Const(if zero_gamma { 0.0 } else { 1.0 })),
             bias: p.var("bias", &[channels], Init::Const(0.0)),
             running_mean: p.zeros_no_train("running_mean", &[channels]),
             running_var: p.ones_no_train("running_var", &[channels]),
+            training: Arc::clone(training),
         };
         // Kept for checkpoint fidelity; inference ignores it.
         let _ = p.add("num_batches_tracked", Tensor::zeros([], (Kind::Int64, p.device())), false);
@@ -36,7 +43,8 @@ impl BatchNorm {
 
 impl Module for BatchNorm {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        xs.batch_norm(Some(&self.weight), Some(&self.bias), Some(&self.running_mean), Some(&self.running_var), false, 0.1, 1e-5, true)
+        let training = self.training.load(Ordering::Relaxed);
+        xs.batch_norm(Some(&self.weight), Some(&self.bias), Some(&self.running_mean), Some(&self.running_var), training, 0.1, 1e-5, true)
     }
 }
 
@@ -59,20 +67,20 @@ struct Bottleneck {
 }
 
 impl Bottleneck {
-    fn new(p: nn::Path<'_>, inplanes: i64, planes: i64, stride: i64) -> Self {
+    fn new(p: nn::Path<'_>, inplanes: i64, planes: i64, stride: i64, training: &Arc<AtomicBool>) -> Self {
         let out = planes * 4;
         let downsample = (stride > 1 || inplanes != out).then(|| {
             let d = &p / "downsample";
-            (conv(&d / "0", inplanes, out, 1, 0), BatchNorm::new(&d / "1", out, false))
+            (conv(&d / "0", inplanes, out, 1, 0), BatchNorm::new(&d / "1", out, false, training))
         });
         Self {
             conv1: conv(&p / "conv1", inplanes, planes, 1, 0),
-            bn1: BatchNorm::new(&p / "bn1", planes, false),
+            bn1: BatchNorm::new(&p / "bn1", planes, false, training),
             conv2: conv(&p / "conv2", planes, planes, 3, 1),
-            bn2: BatchNorm::new(&p / "bn2", planes, false),
+            bn2: BatchNorm::new(&p / "bn2", planes, false, training),
             conv3: conv(&p / "conv3", planes, out, 1, 0),
             // open_clip zero-initialises the last BatchNorm of each block.
-            bn3: BatchNorm::new(&p / "bn3", out, true),
+            bn3: BatchNorm::new(&p / "bn3", out, true, training),
             downsample,
             stride,
         }
@@ -149,11 +157,14 @@ pub struct ModifiedResNet {
     bn3: BatchNorm,
     stages: Vec<Vec<Bottleneck>>,
     attnpool: AttentionPool2d,
+    /// Shared by every BatchNorm of the tower.
+    training: Arc<AtomicBool>,
 }
 
 impl ModifiedResNet {
-    /// Builds the tower under `p` (`visual` in a CLIP checkpoint).
+    /// Builds the tower under `p` (`visual` in a CLIP checkpoint), in inference mode.
     pub fn new(p: nn::Path<'_>, c: &ResNetConfig, embed_dim: i64) -> Self {
+        let training = Arc::new(AtomicBool::new(false));
         let w = c.width;
         let mut inplanes = w;
         let stages = c
@@ -166,7 +177,7 @@ impl ModifiedResNet {
                 let stage = &p / format!("layer{}", i + 1);
                 (0..blocks)
                     .map(|b| {
-                        let block = Bottleneck::new(&stage / b, inplanes, planes, if b == 0 { stride } else { 1 });
+                        let block = Bottleneck::new(&stage / b, inplanes, planes, if b == 0 { stride } else { 1 }, &training);
                         inplanes = planes * 4;
                         block
                     })
@@ -175,14 +186,20 @@ impl ModifiedResNet {
             .collect();
         Self {
             conv1: nn::conv2d(&p / "conv1", 3, w / 2, 3, nn::ConvConfig { stride: 2, padding: 1, bias: false, ..Default::default() }),
-            bn1: BatchNorm::new(&p / "bn1", w / 2, false),
+            bn1: BatchNorm::new(&p / "bn1", w / 2, false, &training),
             conv2: conv(&p / "conv2", w / 2, w / 2, 3, 1),
-            bn2: BatchNorm::new(&p / "bn2", w / 2, false),
+            bn2: BatchNorm::new(&p / "bn2", w / 2, false, &training),
             conv3: conv(&p / "conv3", w / 2, w, 3, 1),
-            bn3: BatchNorm::new(&p / "bn3", w, false),
+            bn3: BatchNorm::new(&p / "bn3", w, false, &training),
             stages,
             attnpool: AttentionPool2d::new(&p / "attnpool", c.image_size / 32, w * 32, c.heads, embed_dim),
+            training,
         }
+    }
+
+    /// Training mode: BatchNorm normalises by batch statistics and updates its running ones.
+    pub fn set_training(&self, training: bool) {
+        self.training.store(training, Ordering::Relaxed);
     }
 }
 

@@ -34,3 +34,27 @@ fn random_init_runs_both_towers_with_the_right_shapes() {
         assert!((f64::try_from(&out.logit_scale).unwrap() - 1.0 / 0.07).abs() < 1e-3);
     }
 }
+
+#[test]
+fn resnet_batch_norm_uses_batch_statistics_only_in_training_mode() {
+    let config = ClipConfig::from_json(include_str!("fixtures/tiny-rn.json")).unwrap();
+    let vs = VarStore::new(Device::Cpu);
+    let model = ClipModel::new(vs.root(), &config);
+    let s = config.vision.image_size();
+    let images = Tensor::randn([4, 3, s, s], (Kind::Float, Device::Cpu)) * 3.0 + 1.0;
+    let running = || vs.variables()["visual.bn1.running_mean"].copy();
+    let _guard = tch::no_grad_guard();
+    // Inference (the default): running statistics, left as they are.
+    let before = running();
+    let eval = model.encode_image(&images);
+    assert!(running().equal(&before));
+    // Training: the batch's statistics normalise, and the running ones move towards them.
+    model.set_training(true);
+    let train = model.encode_image(&images);
+    assert!(!running().equal(&before), "running mean not updated in training mode");
+    assert!((&train - &eval).abs().max().double_value(&[]) > 1e-4, "training mode gave the inference output");
+    // Back to inference: the same batch gives the same output twice.
+    model.set_training(false);
+    let (a, b) = (model.encode_image(&images), model.encode_image(&images));
+    assert!(a.equal(&b));
+}

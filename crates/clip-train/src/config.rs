@@ -182,10 +182,10 @@ impl Default for DataSection {
     fn default() -> Self {
         Self {
             source: "builtin".into(),
-            batch_size: 128,
+            batch_size: 64,
             workers: 1,
             shard_readers: 1,
-            samples_per_epoch: 12_800,
+            samples_per_epoch: 9_600,
             resampled: false,
             shuffle_window: 1000,
             max_skip_fraction: 0.1,

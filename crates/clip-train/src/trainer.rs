@@ -356,7 +356,14 @@ impl Run {
         Ok(flag.int64_value(&[]) == 1)
     }
 
+    /// Training mode for BatchNorm, unless the image tower is locked (its statistics stay as loaded,
+    /// so a locked tower is left exactly as it was).
+    fn trains_batch_norm(&self) -> bool {
+        !self.config.model.lock_image
+    }
+
     fn train(&mut self, on_event: &mut impl FnMut(Event<'_>)) -> Result<Summary> {
+        self.model.set_training(self.trains_batch_norm());
         let parameters = self.optim.params().map(|(_, t)| t.numel() as i64).sum();
         on_event(Event::Start { step: self.state.step, total_steps: self.total_steps, parameters, world_size: self.dist.world_size });
         let started = Instant::now();
@@ -604,10 +611,13 @@ impl Run {
     fn evaluate(&mut self, on_event: &mut impl FnMut(Event<'_>)) -> Result<()> {
         if self.is_main() && !self.config.eval.tasks.is_empty() {
             let mut top1 = BTreeMap::new();
+            // Evaluation uses running statistics (PyTorch's `model.eval()`), then training resumes.
+            self.model.set_training(false);
             for name in &self.config.eval.tasks {
                 let task = BuiltinTask::ALL.into_iter().find(|t| t.name() == name).expect("validated task name");
                 top1.insert(name.clone(), clip_eval::zeroshot::builtin_accuracy(&self.model, task, self.config.eval.samples, self.device)?);
             }
+            self.model.set_training(self.trains_batch_norm());
             let mean = top1.values().sum::<f64>() / top1.len() as f64;
             if self.state.best.is_none_or(|(best, _)| mean > best) {
                 self.state.best = Some((mean, self.state.step));
