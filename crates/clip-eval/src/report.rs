@@ -90,6 +90,25 @@ pub struct DatasetResult {
 }
 
 impl DatasetResult {
+    /// A result scored `value` (a fraction) by `metric` alone; the constructors below add the rest.
+    fn scored(name: String, task: &str, metric: String, value: f64, samples: u64) -> Self {
+        Self {
+            name,
+            task: task.into(),
+            metric,
+            value: 100.0 * value,
+            acc1: None,
+            acc5: None,
+            mean_per_class_recall: None,
+            scores: Default::default(),
+            samples,
+            skipped: 0,
+            paper: None,
+            format: String::new(),
+            probe: None,
+        }
+    }
+
     /// A retrieval result: recall@k both ways (fractions), `value` the image recall at the
     /// largest k.
     pub fn retrieval(name: String, scores: &RetrievalScores) -> Self {
@@ -101,59 +120,29 @@ impl DatasetResult {
         }
         let (k, value) = scores.image_recall.last().copied().unwrap_or((0, 0.0));
         Self {
-            name,
-            task: "zeroshot_retrieval".into(),
-            metric: format!("image_retrieval_recall@{k}"),
-            value: 100.0 * value,
-            acc1: None,
-            acc5: None,
-            mean_per_class_recall: None,
             scores: recall,
-            samples: scores.images as u64,
             skipped: scores.skipped.samples(),
-            paper: None,
             format: "clip_benchmark_wds".into(),
-            probe: None,
+            ..Self::scored(name, "zeroshot_retrieval", format!("image_retrieval_recall@{k}"), value, scores.images as u64)
         }
     }
 
     /// A multi-label result: 11-point mAP (the paper's metric) as `value`, and CLIP_benchmark's
     /// non-interpolated mean AP beside it (both fractions in).
     pub fn multilabel(name: String, map_11point: f64, mean_average_precision: f64, samples: u64) -> Self {
-        let scores = std::collections::BTreeMap::from([("mean_average_precision".to_owned(), 100.0 * mean_average_precision)]);
         Self {
-            name,
-            task: "zeroshot_classification".into(),
-            metric: "map_11point".into(),
-            value: 100.0 * map_11point,
-            acc1: None,
-            acc5: None,
-            mean_per_class_recall: None,
-            scores,
-            samples,
-            skipped: 0,
-            paper: None,
-            format: String::new(),
-            probe: None,
+            scores: std::collections::BTreeMap::from([("mean_average_precision".to_owned(), 100.0 * mean_average_precision)]),
+            ..Self::scored(name, "zeroshot_classification", "map_11point".into(), map_11point, samples)
         }
     }
 
     /// A classification result from fractional scores.
     pub fn new(name: String, task: &str, metric: &str, scores: &ClassificationScores, samples: u64) -> Self {
         Self {
-            name,
-            task: task.into(),
-            metric: metric.into(),
-            value: 100.0 * scores.value,
             acc1: Some(100.0 * scores.acc1),
             acc5: scores.acc5.map(|a| 100.0 * a),
             mean_per_class_recall: Some(100.0 * scores.mean_per_class_recall),
-            scores: Default::default(),
-            samples,
-            skipped: 0,
-            paper: None,
-            format: String::new(),
-            probe: None,
+            ..Self::scored(name, task, metric.into(), scores.value, samples)
         }
     }
 }
