@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clip_data::builtin::BuiltinTask;
-use clip_data::source::{BuiltinTaskSource, ClassificationSet, LabelledSplit, benchmark_shards, open_labelled};
+use clip_data::source::{BuiltinTaskSource, ClassificationSet, LabelledSplit, benchmark_dataset_type, benchmark_shards, open_labelled};
 use clip_data::{ImageTransform, Loader, LoaderConfig, PreprocessConfig, Source, TextMode};
 use clip_model::ClipModel;
 use clip_tensor::precision::Precision;
@@ -98,8 +98,7 @@ pub fn resolve(root: &Path, names: &[String]) -> (Vec<Target>, Vec<String>) {
                 None => missing.push(name.clone()),
             }
         } else if path.is_dir() {
-            let kind = std::fs::read_to_string(path.join("dataset_type.txt")).unwrap_or_default();
-            found.push(if kind.trim().eq_ignore_ascii_case("retrieval") {
+            found.push(if benchmark_dataset_type(path) == "retrieval" {
                 Target::Retrieval(path.to_path_buf())
             } else {
                 Target::Custom(path.to_path_buf())

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::arrays::open_native;
-use super::{ClassificationSet, ImageFolder, Source, benchmark_wds, read_lines};
+use super::{ClassificationSet, ImageFolder, Source, benchmark_dataset_type, benchmark_wds, read_lines};
 use crate::{Error, Result};
 
 /// One split of a classification set, ready for the loader.
@@ -57,8 +57,7 @@ pub fn open_labelled(dir: &Path, split: &str) -> Result<Option<LabelledSplit>> {
     let split_dir = dir.join(split);
     if split_dir.join("nshards.txt").is_file() {
         let (shards, classes) = benchmark_wds(dir, split)?;
-        let kind = std::fs::read_to_string(dir.join("dataset_type.txt")).unwrap_or_default();
-        let multilabel = kind.trim().eq_ignore_ascii_case("multilabel");
+        let multilabel = benchmark_dataset_type(dir) == "multilabel";
         return Ok(Some(LabelledSplit { source: Source::Shards(shards), classes, format: "clip_benchmark_wds", multilabel }));
     }
     if split_dir.is_dir() && std::fs::read_dir(&split_dir).map_err(|e| Error::io(&split_dir, e))?.flatten().any(|e| {

@@ -26,7 +26,7 @@ pub use self::builtin::{BuiltinSource, BuiltinTaskSource};
 pub use self::csv::{CsvOptions, CsvSource};
 pub use self::folder::{ClassificationSet, FolderSource, ImageFolder};
 pub use self::labelled::{LabelledSplit, open_labelled};
-pub use self::shards::{ShardSamples, ShardSet, benchmark_shards, benchmark_wds};
+pub use self::shards::{ShardSamples, ShardSet, benchmark_dataset_type, benchmark_shards, benchmark_wds};
 use crate::preprocess::SourceImage;
 use crate::skip::SkipReason;
 use crate::{Error, Result};

@@ -251,6 +251,16 @@ pub fn benchmark_shards(dir: impl AsRef<Path>, split: &str) -> Result<ShardSet> 
     Ok(ShardSet { shards })
 }
 
+/// What `DIR/dataset_type.txt` says a set in CLIP_benchmark's layout holds, lower-cased:
+/// `retrieval`, `multilabel`, or `classification` (also when the file is absent, as there).
+pub fn benchmark_dataset_type(dir: impl AsRef<Path>) -> String {
+    let kind = std::fs::read_to_string(dir.as_ref().join("dataset_type.txt")).unwrap_or_default();
+    match kind.trim() {
+        "" => "classification".into(),
+        kind => kind.to_ascii_lowercase(),
+    }
+}
+
 /// CLIP_benchmark's WebDataset layout for a classification set: [`benchmark_shards`] with `.cls`
 /// labels, `DIR/classnames.txt` and `DIR/zeroshot_classification_templates.txt` (templates with
 /// `{c}`).
