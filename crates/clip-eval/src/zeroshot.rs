@@ -3,12 +3,18 @@
 //! highest cosine similarity (open_clip's `build_zero_shot_classifier`, CLIP_benchmark's
 //! `zero_shot_classifier`).
 
-use clip_data::PreprocessConfig;
+use std::sync::Arc;
+
+use clip_data::Source;
 use clip_data::builtin::BuiltinTask;
+use clip_data::source::BuiltinTaskSource;
 use clip_model::{ClipModel, l2_normalize};
+use clip_tensor::precision::Precision;
 use clip_tokenizer::Tokenizer;
 use tch::{Device, Kind, Tensor};
 
+use crate::features::FeatureKind;
+use crate::suite::{RunOptions, split_features};
 use crate::{Error, Result};
 
 /// Fills a template: `{c}` (CLIP_benchmark's convention) or `{}` (Python `format`).
@@ -92,27 +98,16 @@ pub fn predict(model: &ClipModel, classifier: &Tensor, images: &Tensor) -> Tenso
     logits(&features, classifier).argmax(-1, false)
 }
 
-/// Top-1 accuracy of the zero-shot classifier on `samples` held-out draws of a built-in task.
+/// Top-1 accuracy of the zero-shot classifier on `samples` held-out draws of a built-in task,
+/// through the same loader path as every other evaluation (one decode thread, batches of 256).
 pub fn builtin_accuracy(model: &ClipModel, task: BuiltinTask, samples: u64, device: Device) -> Result<f64> {
-    let _guard = tch::no_grad_guard();
-    let size = model.config.vision.image_size();
-    let preprocess = PreprocessConfig::openai(size as u32);
+    let image_size = model.config.vision.image_size() as u32;
+    let source = Source::Indexed(Arc::new(BuiltinTaskSource { task, samples, image_size }));
+    let options = RunOptions { batch_size: 256, threads: 1, device, precision: Precision::Fp32, classifier_cache: None };
+    let features = split_features(model, source, false, FeatureKind::Projected, &options, |_| {})?;
     let classes: Vec<Vec<String>> = task.classnames().into_iter().map(|c| vec![c]).collect();
     let classifier = classifier(model, &classes, task.templates(), device)?;
-    let mut correct = 0i64;
-    let chunk = 256u64;
-    for start in (0..samples).step_by(chunk as usize) {
-        let end = (start + chunk).min(samples);
-        let mut pixels = Vec::with_capacity(((end - start) * 3 * (size * size) as u64) as usize);
-        let mut labels = Vec::with_capacity((end - start) as usize);
-        for i in start..end {
-            let (image, label) = task.sample(i, size as u32);
-            pixels.extend(preprocess.apply(&image));
-            labels.push(label as i64);
-        }
-        let images = Tensor::from_slice(&pixels).view([(end - start) as i64, 3, size, size]).to_device(device);
-        let predicted = predict(model, &classifier, &images).to_device(Device::Cpu);
-        correct += predicted.eq_tensor(&Tensor::from_slice(&labels)).sum(Kind::Int64).int64_value(&[]);
-    }
+    let predicted = logits(&features.features, &classifier).argmax(-1, false).to_device(Device::Cpu);
+    let correct = predicted.eq_tensor(&features.labels).sum(Kind::Int64).int64_value(&[]);
     Ok(correct as f64 / samples.max(1) as f64)
 }
