@@ -1,40 +1,22 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use clip_data::source::{Indexed, Payload, open_native};
 use clip_data::PreprocessConfig;
+use clip_data::source::{Indexed, Payload, open_native};
 use clip_eval::registry::find;
 use clip_eval::zeroshot::{classifier, predict};
-use clip_model::{ClipConfig, ClipModel};
-use clip_tensor::safetensors::{read_safetensors, save_var_store};
-use tch::nn::VarStore;
+use clip_tensor::safetensors::read_safetensors;
 use tch::{Device, Tensor};
+
+use crate::support::{self, Setup};
 
 /// A tiny ViT with the real vocabulary (prompts are real text).
 const CONFIG: &str = r#"{"embed_dim": 16,
   "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
   "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}}"#;
 
-struct Setup {
-    dir: PathBuf,
-    config: PathBuf,
-    weights: PathBuf,
-    model: ClipModel,
-    _vs: VarStore,
-}
-
 fn setup(name: &str) -> Setup {
-    let dir = std::env::temp_dir().join(format!("clip-bench-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("tiny.json");
-    std::fs::write(&config, CONFIG).unwrap();
-    tch::manual_seed(5);
-    let vs = VarStore::new(Device::Cpu);
-    let model = ClipModel::new(vs.root(), &ClipConfig::from_json(CONFIG).unwrap());
-    let weights = dir.join("tiny.safetensors");
-    save_var_store(&vs, &weights).unwrap();
-    Setup { dir, config, weights, model, _vs: vs }
+    support::setup(&format!("clip-bench-{name}"), CONFIG, 5)
 }
 
 /// CIFAR-10 binary batches under `root/cifar10`: images of labels 0–3 whose colour depends on the

@@ -2,11 +2,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clip_data::{PreprocessConfig, SourceImage};
-use clip_model::{ClipConfig, ClipModel, l2_normalize};
-use clip_tensor::safetensors::save_var_store;
+use clip_model::l2_normalize;
 use clip_tokenizer::Tokenizer;
-use tch::nn::VarStore;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
+
+use crate::support::{self, Setup};
 
 fn workspace(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
@@ -30,25 +30,8 @@ fn read_npy(path: &Path) -> (usize, usize, Vec<f32>) {
     (dims[0], dims[1], values)
 }
 
-struct Setup {
-    dir: PathBuf,
-    config: PathBuf,
-    weights: PathBuf,
-    model: ClipModel,
-    _vs: VarStore,
-}
-
 fn setup(name: &str) -> Setup {
-    let dir = std::env::temp_dir().join(format!("clip-embed-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config_path = dir.join("tiny.json");
-    std::fs::write(&config_path, CONFIG).unwrap();
-    tch::manual_seed(3);
-    let vs = VarStore::new(Device::Cpu);
-    let model = ClipModel::new(vs.root(), &ClipConfig::from_json(CONFIG).unwrap());
-    let weights = dir.join("tiny.safetensors");
-    save_var_store(&vs, &weights).unwrap();
-    Setup { dir, config: config_path, weights, model, _vs: vs }
+    support::setup(&format!("clip-embed-{name}"), CONFIG, 3)
 }
 
 fn embed(s: &Setup, input: &[&str], out: &Path) -> std::process::Output {

@@ -2,9 +2,10 @@
 
 mod bench; // bench-zeroshot on native, built-in and custom sets; the linear probe with few-shot and saved features
 mod bench_data; // clip bench-data measures a source and reports skips by reason, as JSON too
-mod doctor; // runs without LD_LIBRARY_PATH and reports what it loaded
-mod tokenize;
-mod train; // clip train resumes bitwise after SIGKILL, 2 ranks × B equal 1 × 2B, faults are counted // stdin lines to JSON id rows, in order, invalid UTF-8 replaced with a warning
-mod launch; // clip launch and torchrun run multi-rank jobs of the clip binary on loopback
 mod convert; // every weights format becomes open_clip-layout safetensors that load to the same model
+mod doctor; // runs without LD_LIBRARY_PATH and reports what it loaded
 mod embed; // clip embed writes the library's normalised features as .npy, skipping unreadable images
+mod launch; // clip launch and torchrun run multi-rank jobs of the clip binary on loopback
+mod support;
+mod tokenize; // stdin lines to JSON id rows, in order, invalid UTF-8 replaced with a warning
+mod train; // clip train resumes bitwise after SIGKILL, 2 ranks × B (or 2 accumulated batches) equal 1 × 2B, faults are counted
