@@ -205,6 +205,13 @@ impl ModifiedResNet {
 
 impl Module for ModifiedResNet {
     fn forward(&self, images: &Tensor) -> Tensor {
+        // Channels-last strides on the CPU: oneDNN's convolutions (and the BatchNorm, ReLU and
+        // pooling after them, which keep the layout) run a training step of the `tiny` tower
+        // about 20 % faster than on NCHW (docs/perf.md).
+        let images = match images.device() {
+            tch::Device::Cpu => images.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]),
+            _ => images.shallow_clone(),
+        };
         let xs = images.apply(&self.conv1).apply(&self.bn1).relu();
         let xs = xs.apply(&self.conv2).apply(&self.bn2).relu();
         let xs = xs.apply(&self.conv3).apply(&self.bn3).relu();
