@@ -20,6 +20,33 @@ struct Slot {
     m: Tensor,
     v: Tensor,
     decay: bool,
+    /// For the token embedding: which rows have ever had a gradient. Only those are updated,
+    /// which is exact, not an approximation: a row whose gradient and both moments are zero, and
+    /// that takes no weight decay, is left bit for bit unchanged by AdamW. A run touches a few
+    /// hundred of the 49,408 rows, and updating all of them cost ~15 % of a `tiny` step.
+    touched: Option<Tensor>,
+}
+
+impl Slot {
+    /// The rows to update this step (all of them: `None`).
+    fn rows(&mut self, grad: &Tensor) -> Option<Tensor> {
+        let touched = self.touched.as_mut()?;
+        let _ = touched.logical_or_(&grad.ne(0.0).any_dim(1, false));
+        Some(touched.nonzero().squeeze_dim(1))
+    }
+
+    /// Rows ever touched, as far as the moments show (after a restore).
+    fn touched_from_moments(&mut self) {
+        if let Some(touched) = self.touched.as_mut() {
+            touched.copy_(&self.m.ne(0.0).any_dim(1, false).logical_or(&self.v.ne(0.0).any_dim(1, false)));
+        }
+    }
+}
+
+/// Whether only a parameter's touched rows need updating: the vocabulary-sized token embedding,
+/// which takes no weight decay.
+fn row_sparse(name: &str, decay: bool) -> bool {
+    !decay && name.ends_with("token_embedding.weight")
 }
 
 /// AdamW (decoupled weight decay, bias-corrected moments).
@@ -40,7 +67,8 @@ impl AdamW {
             .map(|(name, param)| {
                 let decay = !exempt_from_decay(&name, &param);
                 let (m, v) = (param.zeros_like(), param.zeros_like());
-                (name, Slot { param, m, v, decay })
+                let touched = row_sparse(&name, decay).then(|| Tensor::zeros([param.size()[0]], (Kind::Bool, param.device())));
+                (name, Slot { param, m, v, decay, touched })
             })
             .collect();
         Self { slots, step: 0, beta1: config.beta1, beta2: config.beta2, eps: config.eps, weight_decay: config.weight_decay }
@@ -105,14 +133,22 @@ impl AdamW {
             if !grad.defined() {
                 continue;
             }
+            let rows = slot.rows(&grad);
+            let pick = |t: &Tensor| rows.as_ref().map_or_else(|| t.shallow_clone(), |r| t.index_select(0, r));
+            let (mut param, mut m, mut v, grad) = (pick(&slot.param), pick(&slot.m), pick(&slot.v), pick(&grad));
             if slot.decay && self.weight_decay > 0.0 {
-                let _ = slot.param.g_mul_scalar_(1.0 - lr * self.weight_decay);
+                let _ = param.g_mul_scalar_(1.0 - lr * self.weight_decay);
             }
-            let _ = slot.m.lerp_(&grad, 1.0 - self.beta1);
-            let _ = slot.v.g_mul_scalar_(self.beta2);
-            let _ = slot.v.addcmul_(&grad, &(&grad * (1.0 - self.beta2)));
-            let denom = slot.v.sqrt() / bc2.sqrt() + self.eps;
-            let _ = slot.param.addcdiv_(&(&slot.m * (-lr / bc1)), &denom);
+            let _ = m.lerp_(&grad, 1.0 - self.beta1);
+            let _ = v.g_mul_scalar_(self.beta2);
+            let _ = v.addcmul_(&grad, &(&grad * (1.0 - self.beta2)));
+            let denom = v.sqrt() / bc2.sqrt() + self.eps;
+            let _ = param.addcdiv_(&(&m * (-lr / bc1)), &denom);
+            if let Some(rows) = &rows {
+                let _ = slot.param.index_copy_(0, rows, &param);
+                let _ = slot.m.index_copy_(0, rows, &m);
+                let _ = slot.v.index_copy_(0, rows, &v);
+            }
         }
     }
 
@@ -140,6 +176,7 @@ impl AdamW {
                 }
                 target.copy_(&saved);
             }
+            slot.touched_from_moments();
         }
         if let Some(extra) = map.keys().next() {
             return Err(format!("unexpected `{extra}` (a different model?)"));
