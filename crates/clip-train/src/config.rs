@@ -185,7 +185,7 @@ impl Default for DataSection {
             batch_size: 64,
             workers: 1,
             shard_readers: 1,
-            samples_per_epoch: 9_600,
+            samples_per_epoch: 14_400,
             resampled: false,
             shuffle_window: 1000,
             max_skip_fraction: 0.1,
@@ -207,7 +207,7 @@ impl Default for OptimSection {
             warmup: 50,
             schedule: "cosine".into(),
             cooldown: 0,
-            epochs: 3,
+            epochs: 4,
             grad_clip: 0.0,
             accum_freq: 1,
         }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clip_data::builtin::BuiltinTask;
+use clip_data::preprocess::PreprocessConfig;
 use clip_data::source::{CsvOptions, Source, SourceOptions};
 use clip_data::transform::TrainTransform;
 use clip_data::{ImageTransform, Loader, LoaderConfig, Position, TextMode};
@@ -173,7 +174,13 @@ fn loader(config: &TrainConfig, model: &ClipConfig, dist: &Dist) -> Result<(Load
     let context_length = model.text.context_length as usize;
     let mut lc = LoaderConfig::new(
         d.batch_size,
-        ImageTransform::Train(TrainTransform::open_clip(image_size)),
+        // Built-in scenes are rendered at the input size and never repeat: a crop would only
+        // stretch their shapes and move the positions their captions state.
+        if d.source == "builtin" {
+            ImageTransform::Eval(PreprocessConfig::openai(image_size))
+        } else {
+            ImageTransform::Train(TrainTransform::open_clip(image_size))
+        },
         TextMode::Tokens { context_length },
     );
     lc.threads = d.workers;
