@@ -99,17 +99,13 @@ impl BuiltinDataset {
 fn caption(l: &SceneLabels, rng: &mut ChaCha8Rng) -> String {
     let colour = COLOURS[l.colour].0;
     let with_colour = rng.random_bool(0.35);
-    let noun = match l.position {
-        Some(_) => SHAPES[l.shape],
-        None => SHAPE_PLURALS[l.shape],
-    };
-    let described = if with_colour { format!("{colour} {noun}") } else { noun.to_owned() };
+    let described = |noun: &str| if with_colour { format!("{colour} {noun}") } else { noun.to_owned() };
     match l.position {
         Some(p) => {
+            let described = described(SHAPES[l.shape]);
             let article = if rng.random_bool(0.3) { ["a", "one", "a single"][rng.random_range(0..3)] } else { "a" };
             let article = if article == "a" && described.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { article };
-            let object = format!("{article} {described}");
-            let framed = frame(&object, "is", rng);
+            let framed = frame(&format!("{article} {described}"), "is", rng);
             match rng.random_bool(0.5).then(|| POSITIONS[p]) {
                 Some(position) if rng.random_bool(0.7) => format!("{framed} {position}"),
                 Some(position) => format!("{position}, {framed}"),
@@ -117,12 +113,16 @@ fn caption(l: &SceneLabels, rng: &mut ChaCha8Rng) -> String {
             }
         }
         None => {
+            let described = described(SHAPE_PLURALS[l.shape]);
             let quantity = if rng.random_bool(0.8) {
                 Some(COUNTS[l.count - 1])
             } else {
                 rng.random_bool(0.5).then_some("some")
             };
-            let objects = quantity.map_or(described.clone(), |q| format!("{q} {described}"));
+            let objects = match quantity {
+                Some(q) => format!("{q} {described}"),
+                None => described,
+            };
             frame(&objects, "are", rng)
         }
     }
