@@ -163,8 +163,9 @@ fn loader(config: &TrainConfig, model: &ClipConfig, dist: &Dist) -> Result<(Load
         builtin_image_size: image_size,
     };
     let source = Source::parse(&d.source, &options)?;
+    let builtin = d.source == "builtin";
     let per_epoch = match &source {
-        Source::Indexed(s) if d.source == "builtin" || d.samples_per_epoch == 0 => s.len(),
+        Source::Indexed(s) if builtin || d.samples_per_epoch == 0 => s.len(),
         Source::Indexed(s) => d.samples_per_epoch.min(s.len()),
         Source::Shards(_) if d.samples_per_epoch == 0 => {
             return Err(Error::Config("data.samples_per_epoch: needed for WebDataset sources".into()));
@@ -176,7 +177,7 @@ fn loader(config: &TrainConfig, model: &ClipConfig, dist: &Dist) -> Result<(Load
         d.batch_size,
         // Built-in scenes are rendered at the input size and never repeat: a crop would only
         // stretch their shapes and move the positions their captions state.
-        if d.source == "builtin" {
+        if builtin {
             ImageTransform::Eval(PreprocessConfig::openai(image_size))
         } else {
             ImageTransform::Train(TrainTransform::open_clip(image_size))
