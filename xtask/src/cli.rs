@@ -23,6 +23,12 @@ commands:
   doctor                       likewise for `clip doctor`
   parity               set up with the oracles, build `clip`, and compare `clip embed` with
                        open_clip on full-size ViT-B-32 and RN50 (random weights; scripts/parity.py)
+  bench-compare [--repeats N] [--threads N] [--only a,b] [--write FILE]
+                       set up with the oracles, build `clip` and the benchmark binaries, time the
+                       same workloads with clip-rs and the Python reference (tokenizer,
+                       preprocessing, embedding, training steps, zero-shot, linear-probe search),
+                       alternating, and write medians and ratios into docs/perf.md
+                       (benches/scripts/compare.py)
 ";
 
 /// `clip` subcommands that xtask forwards after building the binary.
@@ -74,6 +80,10 @@ pub(crate) fn main() -> Result<ExitCode> {
         "parity" => {
             let torch = setup::ensure(&root, setup::Options { oracles: true, verbose: false })?;
             run::parity(&root, &torch)
+        }
+        "bench-compare" => {
+            let torch = setup::ensure(&root, setup::Options { oracles: true, verbose: false })?;
+            run::bench_compare(&root, &torch, &rest)
         }
         "help" | "-h" | "--help" => {
             print!("{USAGE}");

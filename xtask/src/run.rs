@@ -46,14 +46,17 @@ pub(crate) fn test(root: &Path, torch: &Libtorch, args: &[String]) -> Result<Exi
 
 /// Builds `target/release/clip` and returns its path.
 fn build_clip(root: &Path, torch: &Libtorch) -> Result<PathBuf> {
-    let status = cargo(root, torch)
-        .args(["build", "--release", "--package", "clip-cli", "--bin", "clip"])
-        .status()
-        .context("running cargo build")?;
-    if !status.success() {
-        bail!("building clip failed ({status})");
-    }
+    build(root, torch, &["--package", "clip-cli", "--bin", "clip"])?;
     Ok(target_dir(root).join("release").join("clip"))
+}
+
+/// `cargo build --release` with `args`.
+fn build(root: &Path, torch: &Libtorch, args: &[&str]) -> Result<()> {
+    let status = cargo(root, torch).args(["build", "--release"]).args(args).status().context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build --release {} failed ({status})", args.join(" "));
+    }
+    Ok(())
 }
 
 /// Builds `clip` in release mode and runs it with `args`.
@@ -76,6 +79,26 @@ pub(crate) fn parity(root: &Path, torch: &Libtorch) -> Result<ExitCode> {
         .arg(target_dir(root).join("parity"))
         .status()
         .with_context(|| format!("running {}", python.display()))?;
+    Ok(exit_code(status))
+}
+
+/// Builds `clip` and the benchmark binaries, then runs `benches/scripts/compare.py` (ours against
+/// the Python reference, alternating), which writes its table into `docs/perf.md`.
+pub(crate) fn bench_compare(root: &Path, torch: &Libtorch, args: &[String]) -> Result<ExitCode> {
+    build_clip(root, torch)?;
+    build(root, torch, &["--package", "clip-benches", "--bin", "bench_model", "--bin", "bench_step"])?;
+    let python = crate::libtorch::venv_dir(root).join("bin").join("python");
+    let mut cmd = Command::new(&python);
+    cmd.arg(root.join("benches").join("scripts").join("compare.py"))
+        .arg("--bin")
+        .arg(target_dir(root).join("release"))
+        .arg("--work")
+        .arg(target_dir(root).join("bench-compare"))
+        .arg("--write")
+        .arg(root.join("docs").join("perf.md"))
+        .args(args);
+    with_libtorch(&mut cmd, torch);
+    let status = cmd.status().with_context(|| format!("running {}", python.display()))?;
     Ok(exit_code(status))
 }
 

@@ -7,9 +7,6 @@
 
 use std::time::Instant;
 
-use clip_model::{ClipConfig, ClipModel};
-use tch::nn::VarStore;
-use tch::{Device, Kind, Tensor};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -17,18 +14,12 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: bench_model MODEL image|text BATCH ITERS THREADS");
     };
     let (batch, iters, threads): (i64, usize, i32) = (batch.parse()?, iters.parse()?, threads.parse()?);
-    tch::set_num_threads(threads);
-    tch::manual_seed(0);
-    let config = ClipConfig::named(model)?;
-    let vs = VarStore::new(Device::Cpu);
-    let clip = ClipModel::new(vs.root(), &config);
+    let (config, _vs, clip) = clip_benches::random_model(model, threads)?;
     let _guard = tch::no_grad_guard();
+    let (images, ids) = clip_benches::random_inputs(&config, batch);
     let input = match what.as_str() {
-        "image" => {
-            let s = config.vision.image_size();
-            Tensor::randn([batch, 3, s, s], (Kind::Float, Device::Cpu))
-        }
-        "text" => Tensor::randint(config.text.vocab_size, [batch, config.text.context_length], (Kind::Int64, Device::Cpu)),
+        "image" => images,
+        "text" => ids,
         other => anyhow::bail!("unknown workload {other}"),
     };
     let run = || if what == "image" { clip.encode_image(&input) } else { clip.encode_text(&input) };
@@ -41,12 +32,7 @@ fn main() -> anyhow::Result<()> {
         })
         .collect();
     times.sort_by(f64::total_cmp);
-    // SAFETY: getrusage fills a zeroed struct we own.
-    let peak_kb = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage.ru_maxrss
-    };
+    let peak_kb = clip_benches::peak_rss_kb();
     println!("{{\"median_s\": {}, \"peak_rss_kb\": {peak_kb}}}", times[times.len() / 2]);
     Ok(())
 }

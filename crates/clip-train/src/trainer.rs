@@ -240,7 +240,7 @@ impl Run {
             }
         }
         let params: BTreeMap<String, Tensor> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
-        let optim = AdamW::new(params, &config.optim);
+        let optim = AdamW::new(params, &config.optim)?;
         let (loader, steps_per_epoch) = loader(&config, &model_config, &dist)?;
         let total_steps = steps_per_epoch * config.optim.epochs;
         let mut run = Self {
@@ -586,31 +586,18 @@ impl Run {
         Ok(clip_loss::clip_loss_gathered(image, text, &all_image, &all_text, scale, rank, self.config.loss.local_loss))
     }
 
-    /// Averages gradients over ranks, a few large flat buckets at a time.
+    /// Averages gradients over ranks in place, in buckets of at most `BUCKET_ELEMENTS` of the
+    /// optimiser's flat gradient buffers.
     fn average_grads(&mut self) -> Result<()> {
         if !self.dist.is_distributed() {
             return Ok(());
         }
-        let grads = self.optim.grads();
-        let mut start = 0;
-        while start < grads.len() {
-            let mut end = start;
-            let mut elements = 0;
-            while end < grads.len() && (end == start || elements + grads[end].numel() as i64 <= BUCKET_ELEMENTS) {
-                elements += grads[end].numel() as i64;
-                end += 1;
+        for grad in self.optim.grads() {
+            let n = grad.numel() as i64;
+            for start in (0..n).step_by(BUCKET_ELEMENTS as usize) {
+                let mut bucket = grad.narrow(0, start, BUCKET_ELEMENTS.min(n - start));
+                self.dist.all_reduce_(&mut bucket, ReduceOp::Avg)?;
             }
-            let flat: Vec<Tensor> = grads[start..end].iter().map(|g| g.reshape([-1])).collect();
-            let mut bucket = Tensor::cat(&flat, 0);
-            self.dist.all_reduce_(&mut bucket, ReduceOp::Avg)?;
-            let mut offset = 0;
-            for grad in &grads[start..end] {
-                let n = grad.numel() as i64;
-                let mut grad = grad.shallow_clone();
-                grad.copy_(&bucket.narrow(0, offset, n).view_as(&grad));
-                offset += n;
-            }
-            start = end;
         }
         Ok(())
     }

@@ -1,0 +1,312 @@
+#!/usr/bin/env python3
+"""`cargo xtask bench-compare`: the same workloads with clip-rs and with the Python reference on
+this machine, in one run — alternating (which side goes first flips each repeat), several
+repeats, medians, ratios (our time / reference time; lower is better) against the targets of
+issue 9 — and the table written into docs/perf.md between the bench-compare markers.
+
+Workloads (every timing excludes building the data it runs on):
+- tokenizer: 100,000 captions, one thread; `clip tokenize --stats` (in-process time) vs open_clip's
+  SimpleTokenizer.
+- preprocessing: open_clip's training transform per image on one core; `clip bench-data --threads 1`
+  (read, decode, crop, resize, normalise, batch) vs PIL + torchvision on the same JPEG files.
+- image / text embedding: ViT-B-32 forward without gradient, image batch 32, text batch 256,
+  `bench_model` vs open_clip (median of timed iterations, each side in its own process).
+- training steps: forward, loss, backward, optimiser, logit-scale clamp; `tiny` at batch 256 and
+  ViT-B-32 at batch 32; `bench_step` vs `bench_step.py` (open_clip, ClipLoss, torch AdamW with
+  open_clip_train's groups).
+- zero-shot end to end: one process each, from start to metrics on disk: `clip bench-zeroshot` vs
+  `clip_benchmark eval`, same weights (open_clip ViT-B-32, initialised and perturbed) and the same
+  WebDataset folder.
+- linear-probe search: the λ search on the same features: our L-BFGS search (its own timing in
+  results.json) vs the same parametric search with scikit-learn fits.
+
+    .venv/bin/python benches/scripts/compare.py --bin target/release --work target/bench-compare \
+        [--repeats 3] [--threads 2] [--write docs/perf.md]
+"""
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import numpy as np  # noqa: E402
+import open_clip  # noqa: E402
+import sklearn  # noqa: E402
+import torch  # noqa: E402
+from safetensors.numpy import load_file  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+
+import bench_data  # noqa: E402
+import bench_embed  # noqa: E402
+import bench_parity  # noqa: E402
+import bench_probe  # noqa: E402
+import bench_tokenizer  # noqa: E402
+from parity import randomize  # noqa: E402
+
+BEGIN, END = "<!-- bench-compare:begin -->", "<!-- bench-compare:end -->"
+
+
+def run_json(cmd, env=None):
+    out = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, check=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def timed(cmd, env=None):
+    start = time.perf_counter()
+    subprocess.run([str(c) for c in cmd], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    return time.perf_counter() - start
+
+
+class Workloads:
+    """Each method is one workload; it runs both sides once (in the order given) and returns
+    {"ours": seconds, "theirs": seconds} for the same unit of work."""
+
+    def __init__(self, args):
+        self.bin = pathlib.Path(args.bin).resolve()
+        self.clip = self.bin / "clip"
+        self.work = pathlib.Path(args.work).resolve()
+        self.threads = args.threads
+        self.env = dict(os.environ, LD_LIBRARY_PATH=str(pathlib.Path(torch.__file__).parent / "lib"))
+        self.work.mkdir(parents=True, exist_ok=True)
+        self._prepare()
+
+    def _prepare(self):
+        """The data every repeat shares: captions, photos, weights, evaluation sets."""
+        self.captions = bench_tokenizer.captions(100_000)
+        self.caption_file = self.work / "captions.txt"
+        self.caption_file.write_text("\n".join(self.captions) + "\n")
+        self.tokenizer = bench_tokenizer.SimpleTokenizer()
+        sample = self.captions[:200]
+        ours = subprocess.run([self.clip, "tokenize"], input="\n".join(sample) + "\n", capture_output=True, text=True,
+                              check=True, env=self.env).stdout.splitlines()
+        assert [json.loads(line) for line in ours] == self.tokenizer(sample).tolist(), "clip tokenize disagrees with open_clip"
+
+        self.photos = self.work / "photos"
+        if not self.photos.exists():
+            subprocess.run([sys.executable, HERE / "gen_photos.py", self.photos, "--count", "300"], check=True)
+        self.photo_files = sorted(str(p) for p in self.photos.iterdir())
+
+        torch.manual_seed(0)
+        model = open_clip.create_model("ViT-B-32")
+        randomize(model)
+        self.weights = self.work / "ViT-B-32.safetensors"
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(self.weights))
+        sets = self.work / "zeroshot"
+        shutil.rmtree(sets, ignore_errors=True)
+        self.zeroshot_set, _, _ = bench_parity.build(sets, 20)
+
+        rng = random.Random(1)
+        sources = bench_parity.photos()
+        self.probe_set = self.work / "probe" / "photo_probe"
+        shutil.rmtree(self.probe_set, ignore_errors=True)
+        for split, per_class in (("train", 60), ("test", 20)):
+            samples = [{"webp": bench_parity.webp(bench_parity.crop(rng, sources[i % len(sources)][1])),
+                        "cls": str(i % len(sources))} for i in range(per_class * len(sources))]
+            bench_parity.write_split(self.probe_set, samples, 1, split)
+        (self.probe_set / "classnames.txt").write_text("\n".join(label for label, _ in sources) + "\n")
+
+    def tokenizer(self, ours_first):
+        def ours():
+            with open(self.caption_file) as stdin:
+                run = subprocess.run([self.clip, "tokenize", "--stats"], stdin=stdin, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True, check=True, env=self.env)
+            return float(run.stderr.split(" lines in ")[1].split(" s ")[0])
+
+        def theirs():
+            torch.set_num_threads(1)
+            start = time.perf_counter()
+            self.tokenizer(self.captions)
+            return time.perf_counter() - start
+        return both(ours, theirs, ours_first)
+
+    def preprocessing(self, ours_first):
+        def ours():
+            report = run_json([self.clip, "bench-data", "--source", f"folder:{self.photos}", "--threads", "1",
+                               "--seconds", "10", "--image-size", "224", "--batch-size", "64", "--json"], self.env)
+            return 1.0 / report["samples_per_s"]
+
+        def theirs():
+            return 1.0 / bench_data.reference(self.photo_files, 224, 1)[0]
+        return both(ours, theirs, ours_first)
+
+    def _embed(self, what, batch, ours_first):
+        args = ["ViT-B-32", what, str(batch), "5", str(self.threads)]
+        return both(lambda: run_json([self.bin / "bench_model", *args], self.env)["median_s"],
+                    lambda: run_json([sys.executable, "-c", bench_embed.THEIRS, *args], self.env)["median_s"], ours_first)
+
+    def embed_image(self, ours_first):
+        return self._embed("image", 32, ours_first)
+
+    def embed_text(self, ours_first):
+        return self._embed("text", 256, ours_first)
+
+    def _step(self, model, batch, iters, ours_first):
+        args = [model, str(batch), str(iters), str(self.threads)]
+        config = [] if model.startswith("ViT") else [subprocess.run([self.bin / "bench_step", "--config", model],
+                                                                      capture_output=True, text=True, check=True,
+                                                                      env=self.env).stdout.strip()]
+        return both(lambda: run_json([self.bin / "bench_step", *args], self.env)["median_s"],
+                    lambda: run_json([sys.executable, HERE / "bench_step.py", *args, *config], self.env)["median_s"],
+                    ours_first)
+
+    def step_tiny(self, ours_first):
+        return self._step("tiny", 256, 5, ours_first)
+
+    def step_vit_b_32(self, ours_first):
+        return self._step("ViT-B-32", 32, 3, ours_first)
+
+    def zeroshot(self, ours_first):
+        out = self.work / "zeroshot-out"
+        shutil.rmtree(out, ignore_errors=True)
+        ours = [self.clip, "bench-zeroshot", "--model", "ViT-B-32", "--weights", self.weights, "--datasets",
+                self.zeroshot_set, "--out", out / "ours", "--device", "cpu"]
+        theirs = [pathlib.Path(sys.executable).parent / "clip_benchmark", "eval", "--dataset", "wds/photos",
+                  "--dataset_root", self.zeroshot_set, "--task", "zeroshot_classification", "--model", "ViT-B-32",
+                  "--pretrained", self.weights, "--output", out / "theirs.json", "--num_workers", str(self.threads)]
+        env = dict(self.env, OMP_NUM_THREADS=str(self.threads))
+        return both(lambda: timed(ours, env), lambda: timed(theirs, env), ours_first)
+
+    def probe_search(self, ours_first):
+        out = self.work / "probe-out"
+        shutil.rmtree(out, ignore_errors=True)
+
+        def ours():
+            subprocess.run([self.clip, "bench-linear-probe", "--model", "ViT-B-32", "--weights", self.weights,
+                            "--datasets", self.probe_set, "--few-shot", "0", "--save-features", out / "features",
+                            "--out", out / "results", "--device", "cpu"], check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, env=self.env)
+            result = json.loads((out / "results" / "results.json").read_text())["results"][0]
+            return result["probe"]["search_seconds"]
+
+        def theirs():
+            f = load_file(str(out / "features" / "photo_probe.safetensors"))
+            train = (f["train_x"].astype(np.float64), f["train_y"])
+            validation = (f["validation_x"].astype(np.float64), f["validation_y"])
+            start = time.perf_counter()
+            bench_probe.search(train, validation)
+            return time.perf_counter() - start
+        # Our run makes the features the reference searches on, so it always goes first.
+        return both(ours, theirs, True)
+
+
+# (method, workload, reference, target ratio)
+TABLE = [
+    ("tokenizer", "tokenizer, 100k captions, 1 thread", "open_clip SimpleTokenizer", 0.05),
+    ("preprocessing", "training preprocessing, per image, 1 core", "PIL + torchvision", 0.4),
+    ("embed_image", "image embedding, ViT-B-32, batch 32", "open_clip", 0.95),
+    ("embed_text", "text embedding, ViT-B-32, batch 256", "open_clip", None),
+    ("step_tiny", "training step, tiny, batch 256", "open_clip + torch AdamW", 0.8),
+    ("step_vit_b_32", "training step, ViT-B-32, batch 32", "open_clip + torch AdamW", 0.9),
+    ("zeroshot", "zero-shot eval end to end, 160 images, 8 classes", "CLIP_benchmark 1.6.2", 0.6),
+    ("probe_search", "linear-probe λ search, 640 × 768 features", f"scikit-learn {sklearn.__version__}", 0.1),
+]
+
+
+def both(ours, theirs, ours_first):
+    if ours_first:
+        o = ours()
+        t = theirs()
+    else:
+        t = theirs()
+        o = ours()
+    return {"ours": o, "theirs": t}
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB"
+
+
+def fmt(seconds):
+    return f"{seconds * 1e3:.2f} ms" if seconds < 1 else f"{seconds:.3f} s"
+
+
+def render(results, args, started, took):
+    lines = [
+        BEGIN,
+        f"Machine: {machine()}; torch {torch.__version__}, open_clip {open_clip.__version__}, Python "
+        f"{platform.python_version()}; {started:%Y-%m-%d %H:%M} UTC, {took / 60:.1f} min.",
+        "",
+        "```",
+        f"cargo xtask bench-compare --repeats {args.repeats} --threads {args.threads}",
+        "```",
+        "",
+        f"{args.repeats} repeats, alternating which side runs first; medians. Ratio = our time / reference "
+        "time (lower is better).",
+        "",
+        "| workload | reference | clip-rs | reference | ratio | target | |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for key, label, reference, target in TABLE:
+        if key not in results:
+            continue
+        ours = statistics.median(r["ours"] for r in results[key])
+        theirs = statistics.median(r["theirs"] for r in results[key])
+        ratio = ours / theirs
+        verdict = "" if target is None else ("met" if ratio <= target else "**missed**")
+        lines.append(f"| {label} | {reference} | {fmt(ours)} | {fmt(theirs)} | {ratio:.3f} | "
+                     f"{'—' if target is None else f'≤ {target}'} | {verdict} |")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def write(path, block):
+    text = path.read_text()
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n## Side by side: `cargo xtask bench-compare` (issue 9)\n\n" + block + "\n"
+    path.write_text(text)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", default=str(ROOT / "target" / "release"))
+    parser.add_argument("--work", default=str(ROOT / "target" / "bench-compare"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", default="", help="comma-separated workloads (default: all)")
+    parser.add_argument("--write", default="", help="the markdown file to put the table in (e.g. docs/perf.md)")
+    args = parser.parse_args()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    start = time.perf_counter()
+    keys = [k for k, *_ in TABLE if not args.only or k in args.only.split(",")]
+    workloads = Workloads(args)
+    results = {k: [] for k in keys}
+    for r in range(args.repeats):
+        for key in keys:
+            results[key].append(getattr(workloads, key)(ours_first=r % 2 == 0))
+            last = results[key][-1]
+            print(f"repeat {r + 1}/{args.repeats} {key}: clip-rs {fmt(last['ours'])}, reference {fmt(last['theirs'])}",
+                  flush=True)
+    block = render(results, args, started, time.perf_counter() - start)
+    print(block)
+    (pathlib.Path(args.work) / "results.json").write_text(json.dumps(results, indent=1))
+    if args.write:
+        write(pathlib.Path(args.write), block)
+
+
+if __name__ == "__main__":
+    main()

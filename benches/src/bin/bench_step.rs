@@ -1,0 +1,75 @@
+//! Times CLIP training steps on random inputs — forward, contrastive loss, backward, the trainer's
+//! gradient-norm guard, AdamW (open_clip's groups), the logit-scale clamp — and reports the median
+//! of each phase and the process's peak RSS as JSON, for `cargo xtask bench-compare`, which runs
+//! open_clip's equivalent beside it (`benches/scripts/bench_step.py`).
+//!
+//! usage: bench_step MODEL BATCH ITERS THREADS   (MODEL: a preset name)
+//!        bench_step --config MODEL              (print the preset in open_clip's JSON)
+
+#![allow(clippy::print_stdout)] // A benchmark's report is its output.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use clip_model::ClipConfig;
+use clip_train::config::OptimSection;
+use clip_train::optim::AdamW;
+use tch::Tensor;
+
+/// The phases of one step, in order.
+const PHASES: [&str; 5] = ["forward", "loss", "backward", "grad_norm", "optimizer"];
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, model] = args.as_slice()
+        && flag == "--config"
+    {
+        println!("{}", ClipConfig::named(model)?.to_json());
+        return Ok(());
+    }
+    let [model, batch, iters, threads] = args.as_slice() else {
+        anyhow::bail!("usage: bench_step MODEL BATCH ITERS THREADS | bench_step --config MODEL");
+    };
+    let (batch, iters, threads): (i64, usize, i32) = (batch.parse()?, iters.parse()?, threads.parse()?);
+    let (config, vs, clip) = clip_benches::random_model(model, threads)?;
+    clip.set_training(true);
+    let params: BTreeMap<String, Tensor> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+    let mut optim = AdamW::new(params, &OptimSection::default())?;
+    let (images, texts) = clip_benches::random_inputs(&config, batch);
+    let mut times: Vec<[f64; PHASES.len()]> = Vec::new();
+    for i in 0..=iters {
+        let mut phase = [0.0; PHASES.len()];
+        let mut clock = Instant::now();
+        let mut lap = |k: usize| {
+            phase[k] = clock.elapsed().as_secs_f64();
+            clock = Instant::now();
+        };
+        optim.zero_grad();
+        let out = clip.forward(&images, &texts);
+        lap(0);
+        let loss = clip_loss::clip_loss(&out.image_features, &out.text_features, &out.logit_scale);
+        lap(1);
+        loss.backward();
+        lap(2);
+        anyhow::ensure!(optim.grad_norm().is_finite(), "non-finite gradient");
+        lap(3);
+        optim.step(1e-4);
+        let _guard = tch::no_grad_guard();
+        let _ = clip.logit_scale().shallow_clone().clamp_(0.0, clip_loss::MAX_LOGIT_SCALE);
+        lap(4);
+        if i > 0 {
+            times.push(phase); // The first step warms up.
+        }
+    }
+    let median = |k: usize| {
+        let mut v: Vec<f64> = times.iter().map(|t| t[k]).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut totals: Vec<f64> = times.iter().map(|t| t.iter().sum()).collect();
+    totals.sort_by(f64::total_cmp);
+    let peak_kb = clip_benches::peak_rss_kb();
+    let phases: Vec<String> = PHASES.iter().enumerate().map(|(k, name)| format!("\"{name}\": {}", median(k))).collect();
+    println!("{{\"median_s\": {}, {}, \"peak_rss_kb\": {peak_kb}}}", totals[totals.len() / 2], phases.join(", "));
+    Ok(())
+}
