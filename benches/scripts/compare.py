@@ -15,8 +15,8 @@ Workloads (every timing excludes building the data it runs on):
   ViT-B-32 at batch 32; `bench_step` vs `bench_step.py` (open_clip, ClipLoss, torch AdamW with
   open_clip_train's groups).
 - zero-shot end to end: one process each, from start to metrics on disk: `clip bench-zeroshot` vs
-  `clip_benchmark eval`, same weights (open_clip ViT-B-32, initialised and perturbed) and the same
-  WebDataset folder.
+  `clip_benchmark eval --no_amp`, fp32 both, same weights (open_clip ViT-B-32, initialised and
+  perturbed) and the same WebDataset folder.
 - linear-probe search: the λ search on the same features: our L-BFGS search (its own timing in
   results.json) vs the same parametric search with scikit-learn fits.
 
@@ -88,11 +88,11 @@ class Workloads:
         self.captions = bench_tokenizer.captions(100_000)
         self.caption_file = self.work / "captions.txt"
         self.caption_file.write_text("\n".join(self.captions) + "\n")
-        self.tokenizer = bench_tokenizer.SimpleTokenizer()
+        self.simple = bench_tokenizer.SimpleTokenizer()
         sample = self.captions[:200]
         ours = subprocess.run([self.clip, "tokenize"], input="\n".join(sample) + "\n", capture_output=True, text=True,
                               check=True, env=self.env).stdout.splitlines()
-        assert [json.loads(line) for line in ours] == self.tokenizer(sample).tolist(), "clip tokenize disagrees with open_clip"
+        assert [json.loads(line) for line in ours] == self.simple(sample).tolist(), "clip tokenize disagrees with open_clip"
 
         self.photos = self.work / "photos"
         if not self.photos.exists():
@@ -128,7 +128,7 @@ class Workloads:
         def theirs():
             torch.set_num_threads(1)
             start = time.perf_counter()
-            self.tokenizer(self.captions)
+            self.simple(self.captions)
             return time.perf_counter() - start
         return both(ours, theirs, ours_first)
 
@@ -175,7 +175,8 @@ class Workloads:
                 self.zeroshot_set, "--out", out / "ours", "--device", "cpu"]
         theirs = [pathlib.Path(sys.executable).parent / "clip_benchmark", "eval", "--dataset", "wds/photos",
                   "--dataset_root", self.zeroshot_set, "--task", "zeroshot_classification", "--model", "ViT-B-32",
-                  "--pretrained", self.weights, "--output", out / "theirs.json", "--num_workers", str(self.threads)]
+                  "--pretrained", self.weights, "--output", out / "theirs.json", "--num_workers", str(self.threads),
+                  "--no_amp"]  # fp32 as ours (its default bf16 autocast is emulated, slowly, on this CPU)
         env = dict(self.env, OMP_NUM_THREADS=str(self.threads))
         return both(lambda: timed(ours, env), lambda: timed(theirs, env), ours_first)
 

@@ -36,10 +36,16 @@ impl TextTransformer {
 }
 
 impl Module for TextTransformer {
+    /// Attention is causal, so no column after the batch's last end-of-text token can change a
+    /// pooled feature or take a gradient: those columns are dropped before the transformer.
+    /// Prompts and captions fill ~10–20 of the 77 positions, so this skips most of the tower's
+    /// work (open_clip computes them all); the features are the same.
     fn forward(&self, ids: &Tensor) -> Tensor {
-        let xs = ids.apply(&self.token_embedding) + &self.positional_embedding;
-        let xs = xs.apply(&self.transformer).apply(&self.ln_final); // [b, t, width]
         let eot = ids.argmax(-1, false); // [b]
+        let used = eot.max().int64_value(&[]) + 1;
+        let ids = ids.narrow(1, 0, used);
+        let xs = ids.apply(&self.token_embedding) + self.positional_embedding.narrow(0, 0, used);
+        let xs = xs.apply(&self.transformer).apply(&self.ln_final); // [b, used, width]
         let rows = Tensor::arange(xs.size()[0], (tch::Kind::Int64, xs.device()));
         xs.index(&[Some(rows), Some(eot)]).matmul(&self.text_projection)
     }

@@ -61,3 +61,21 @@ fn forward_gives_unit_features_and_the_temperature() {
     // The fixture's logit_scale is 2.0.
     assert!((f64::try_from(&out.logit_scale).unwrap() - 2f64.exp()).abs() < 1e-5);
 }
+
+#[test]
+fn short_texts_skip_the_columns_after_their_end_token_with_the_same_features() {
+    // The fixture's rows end at positions 3, 7 and 15 (of 16): alone, the first two run on 8
+    // columns; beside the third, on all 16. Their features must agree (and those of the full
+    // batch are open_clip's, checked above) — and the same holds for gradients.
+    let (vs, model, io) = load("tiny-vit");
+    let ids = &io["text"];
+    let weight = vs.variables()["transformer.resblocks.0.attn.in_proj_weight"].shallow_clone();
+    assert_eq!(Vec::<i64>::try_from(ids.argmax(-1, false)).unwrap(), [3, 7, 15]);
+    let short = model.encode_text(&ids.narrow(0, 0, 2));
+    let full = model.encode_text(ids).narrow(0, 0, 2);
+    let d = max_diff(&short, &full);
+    assert!(d <= 1e-5, "features differ by {d:e}");
+    let grad = |features: &Tensor| Tensor::run_backward(&[features.sum(tch::Kind::Float)], &[&weight], false, false).remove(0);
+    let d = max_diff(&grad(&short), &grad(&full));
+    assert!(d <= 1e-5, "gradients differ by {d:e}");
+}
