@@ -5,6 +5,8 @@ run's peak RSS is its own. Random weights and inputs (timing does not depend on 
 
     cargo build --release -p clip-benches --bin bench_model
     .venv/bin/python benches/scripts/bench_embed.py [--repeats 3] [--iters 5] [--threads 2]
+    python bench_embed.py --reference MODEL image|text BATCH ITERS THREADS [DEVICE [PRECISION]]
+        (open_clip alone, as `bench_model` takes the same arguments; used by scripts/gpu-bench.sh)
 """
 import argparse
 import json
@@ -17,28 +19,36 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OURS = ROOT / "target" / "release" / "bench_model"
 
-THEIRS = r"""
-import json, resource, sys, time, torch, open_clip
-model_name, what, batch, iters, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-torch.set_num_threads(threads)
-torch.manual_seed(0)
-model = open_clip.create_model(model_name).eval()
-with torch.no_grad():
-    if what == "image":
-        s = model.visual.image_size
-        s = s[0] if isinstance(s, (tuple, list)) else s
-        x = torch.randn(batch, 3, s, s)
-        run = lambda: model.encode_image(x)
-    else:
-        x = torch.randint(0, model.vocab_size, (batch, model.context_length))
-        run = lambda: model.encode_text(x)
-    run()
-    times = []
-    for _ in range(iters):
-        t = time.perf_counter(); run(); times.append(time.perf_counter() - t)
-times.sort()
-print(json.dumps({"median_s": times[len(times) // 2], "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
-"""
+def reference(model_name, what, batch, iters, threads, device="cpu", precision="fp32"):
+    """open_clip's encoder timed as `bench_model` times ours; prints the same JSON."""
+    import resource
+    import time
+    import open_clip
+    import torch
+    torch.set_num_threads(int(threads))
+    torch.manual_seed(0)
+    batch, iters, device = int(batch), int(iters), torch.device(device)
+    model = open_clip.create_model(model_name).to(device).eval()
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        if what == "image":
+            s = model.visual.image_size
+            s = s[0] if isinstance(s, (tuple, list)) else s
+            x = torch.randn(batch, 3, s, s, device=device)
+            step = lambda: model.encode_image(x)
+        else:
+            x = torch.randint(0, model.vocab_size, (batch, model.context_length), device=device)
+            step = lambda: model.encode_text(x)
+        step()
+        sync()
+        times = []
+        for _ in range(iters):
+            t = time.perf_counter()
+            step()
+            sync()
+            times.append(time.perf_counter() - t)
+    times.sort()
+    print(json.dumps({"median_s": times[len(times) // 2], "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 
 
 def run(cmd, env):
@@ -61,7 +71,8 @@ def main():
         ours, theirs = [], []
         for _ in range(args.repeats):
             ours.append(run([str(OURS), args.model, what, str(batch), str(args.iters), str(args.threads)], env))
-            theirs.append(run([sys.executable, "-c", THEIRS, args.model, what, str(batch), str(args.iters), str(args.threads)], env))
+            theirs.append(run([sys.executable, __file__, "--reference", args.model, what, str(batch), str(args.iters),
+                               str(args.threads)], env))
         t_ours = statistics.median(r["median_s"] for r in ours)
         t_theirs = statistics.median(r["median_s"] for r in theirs)
         m_ours = statistics.median(r["peak_rss_kb"] for r in ours) / 1024
@@ -71,4 +82,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--reference"]:
+        reference(*sys.argv[2:])
+    else:
+        main()

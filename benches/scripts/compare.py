@@ -66,7 +66,9 @@ def run_json(cmd, env=None):
 
 def timed(cmd, env=None):
     start = time.perf_counter()
-    subprocess.run([str(c) for c in cmd], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    run = subprocess.run([str(c) for c in cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    if run.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed ({run.returncode}):\n{run.stderr[-3000:]}")
     return time.perf_counter() - start
 
 
@@ -145,7 +147,8 @@ class Workloads:
     def _embed(self, what, batch, ours_first):
         args = ["ViT-B-32", what, str(batch), "5", str(self.threads)]
         return both(lambda: run_json([self.bin / "bench_model", *args], self.env)["median_s"],
-                    lambda: run_json([sys.executable, "-c", bench_embed.THEIRS, *args], self.env)["median_s"], ours_first)
+                    lambda: run_json([sys.executable, HERE / "bench_embed.py", "--reference", *args], self.env)["median_s"],
+                    ours_first)
 
     def embed_image(self, ours_first):
         return self._embed("image", 32, ours_first)
@@ -171,6 +174,7 @@ class Workloads:
     def zeroshot(self, ours_first):
         out = self.work / "zeroshot-out"
         shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
         ours = [self.clip, "bench-zeroshot", "--model", "ViT-B-32", "--weights", self.weights, "--datasets",
                 self.zeroshot_set, "--out", out / "ours", "--device", "cpu"]
         theirs = [pathlib.Path(sys.executable).parent / "clip_benchmark", "eval", "--dataset", "wds/photos",

@@ -3,8 +3,10 @@
 //! of each phase and the process's peak RSS as JSON, for `cargo xtask bench-compare`, which runs
 //! open_clip's equivalent beside it (`benches/scripts/bench_step.py`).
 //!
-//! usage: bench_step MODEL BATCH ITERS THREADS   (MODEL: a preset name)
-//!        bench_step --config MODEL              (print the preset in open_clip's JSON)
+//! usage: bench_step MODEL BATCH ITERS THREADS [DEVICE [PRECISION]]
+//!          MODEL: a preset name; DEVICE: cpu (default), cuda, auto; PRECISION: fp32 (default),
+//!          bf16 or fp16 autocast, as `clip train` runs it
+//!        bench_step --config MODEL   (print the preset in open_clip's JSON)
 
 #![allow(clippy::print_stdout)] // A benchmark's report is its output.
 
@@ -14,12 +16,14 @@ use std::time::Instant;
 use clip_model::ClipConfig;
 use clip_train::config::OptimSection;
 use clip_train::optim::AdamW;
-use tch::Tensor;
+use clip_tensor::precision::autocast;
+use tch::{Kind, Tensor};
 
 /// The phases of one step, in order.
 const PHASES: [&str; 5] = ["forward", "loss", "backward", "grad_norm", "optimizer"];
 
 fn main() -> anyhow::Result<()> {
+    clip_tensor::alloc::retain_freed_memory(); // As `clip` starts.
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let [flag, model] = args.as_slice()
         && flag == "--config"
@@ -27,27 +31,32 @@ fn main() -> anyhow::Result<()> {
         println!("{}", ClipConfig::named(model)?.to_json());
         return Ok(());
     }
-    let [model, batch, iters, threads] = args.as_slice() else {
-        anyhow::bail!("usage: bench_step MODEL BATCH ITERS THREADS | bench_step --config MODEL");
+    let [model, batch, iters, threads, rest @ ..] = args.as_slice() else {
+        anyhow::bail!("usage: bench_step MODEL BATCH ITERS THREADS [DEVICE [PRECISION]] | bench_step --config MODEL");
     };
     let (batch, iters, threads): (i64, usize, i32) = (batch.parse()?, iters.parse()?, threads.parse()?);
-    let (config, vs, clip) = clip_benches::random_model(model, threads)?;
+    let (device, precision) = clip_benches::device_and_precision(rest)?;
+    let (config, vs, clip) = clip_benches::random_model(model, threads, device)?;
     clip.set_training(true);
     let params: BTreeMap<String, Tensor> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
     let mut optim = AdamW::new(params, &OptimSection::default())?;
-    let (images, texts) = clip_benches::random_inputs(&config, batch);
+    let (images, texts) = clip_benches::random_inputs(&config, batch, device);
     let mut times: Vec<[f64; PHASES.len()]> = Vec::new();
     for i in 0..=iters {
         let mut phase = [0.0; PHASES.len()];
         let mut clock = Instant::now();
         let mut lap = |k: usize| {
+            clip_benches::synchronize(device);
             phase[k] = clock.elapsed().as_secs_f64();
             clock = Instant::now();
         };
         optim.zero_grad();
-        let out = clip.forward(&images, &texts);
+        let (image, text, scale) = autocast(device, precision, || {
+            let out = clip.forward(&images, &texts);
+            (out.image_features.to_kind(Kind::Float), out.text_features.to_kind(Kind::Float), out.logit_scale.to_kind(Kind::Float))
+        })?;
         lap(0);
-        let loss = clip_loss::clip_loss(&out.image_features, &out.text_features, &out.logit_scale);
+        let loss = clip_loss::clip_loss(&image, &text, &scale);
         lap(1);
         loss.backward();
         lap(2);
@@ -70,6 +79,11 @@ fn main() -> anyhow::Result<()> {
     totals.sort_by(f64::total_cmp);
     let peak_kb = clip_benches::peak_rss_kb();
     let phases: Vec<String> = PHASES.iter().enumerate().map(|(k, name)| format!("\"{name}\": {}", median(k))).collect();
-    println!("{{\"median_s\": {}, {}, \"peak_rss_kb\": {peak_kb}}}", totals[totals.len() / 2], phases.join(", "));
+    let median = totals[totals.len() / 2];
+    println!(
+        "{{\"median_s\": {median}, \"samples_per_s\": {}, {}, \"peak_rss_kb\": {peak_kb}}}",
+        batch as f64 / median,
+        phases.join(", ")
+    );
     Ok(())
 }

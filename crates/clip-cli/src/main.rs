@@ -208,20 +208,8 @@ impl BenchArgs {
     }
 }
 
-/// Keeps image-sized buffers (decoded photos, batches: megabytes each, allocated and freed hundreds of
-/// times a second per decode thread) in the heap. With glibc's defaults each one is a fresh `mmap`,
-/// zero-filled page by page on first touch and unmapped when freed; that costs as much as decoding.
-fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; it is called before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
-    }
-}
-
 fn main() -> ExitCode {
-    tune_allocator();
+    clip_tensor::alloc::retain_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::BenchData { source, threads, batch_size, seconds, image_size, json } => {

@@ -9,9 +9,11 @@
 //!   saving through [`atomic`], which never leaves a half-written file where a good one was.
 //!
 //! - [`torchscript`]: the parameters and buffers of TorchScript archives (OpenAI's `.pt` files).
+//! - [`alloc`]: the allocator settings that binaries moving large tensors start with.
 //!
 //! Nothing here prints; errors are values of [`Error`].
 
+pub mod alloc;
 pub mod atomic;
 pub mod device;
 mod error;
