@@ -34,7 +34,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -50,7 +49,6 @@ from safetensors.numpy import load_file  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
 import bench_data  # noqa: E402
-import bench_embed  # noqa: E402
 import bench_parity  # noqa: E402
 import bench_probe  # noqa: E402
 import bench_tokenizer  # noqa: E402
@@ -216,7 +214,7 @@ TABLE = [
     ("step_tiny", "training step, tiny, batch 256", "open_clip + torch AdamW", 0.8),
     ("step_vit_b_32", "training step, ViT-B-32, batch 32", "open_clip + torch AdamW", 0.9),
     ("zeroshot", "zero-shot eval end to end, 160 images, 8 classes", "CLIP_benchmark 1.6.2", 0.6),
-    ("probe_search", "linear-probe λ search, 640 × 768 features", f"scikit-learn {sklearn.__version__}", 0.1),
+    ("probe_search", "linear-probe λ search, 384 + 96 validation × 768 features", f"scikit-learn {sklearn.__version__}", 0.1),
 ]
 
 
