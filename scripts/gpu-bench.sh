@@ -50,7 +50,7 @@ CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 echo "== $CARD"
 
 echo "== CUDA parity (scripts/gpu-check.sh)"
-bash scripts/gpu-check.sh
+bash scripts/gpu-check.sh || echo "== CUDA parity FAILED (see above); measuring anyway, so the call is not wasted"
 
 echo "== the reference: open_clip from the carried wheels"
 PYDEPS=/tmp/gpu-bench-pydeps  # not under $OUT: only results travel back
@@ -72,7 +72,10 @@ measure() {
     nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits >> "$log" 2>/dev/null || true
     sleep 0.1
   done
-  wait "$pid"
+  if ! wait "$pid"; then
+    echo "$name: FAILED" >&2
+    rm -f "$OUT_DIR/$name.json"
+  fi
   awk -F', ' -v p="$pid" '$1 == p && $2 > m { m = $2 } END { print m + 0 }' "$log" > "$OUT_DIR/$name.mib"
   echo "$name: $(cat "$OUT_DIR/$name.json"), peak $(cat "$OUT_DIR/$name.mib") MiB"
 }
