@@ -21,7 +21,7 @@ Workloads (every timing excludes building the data it runs on):
   results.json) vs the same parametric search with scikit-learn fits.
 
     .venv/bin/python benches/scripts/compare.py --bin target/release --work target/bench-compare \
-        [--repeats 3] [--threads 2] [--write docs/perf.md]
+        [--repeats 5] [--threads 2] [--write docs/perf.md]
 """
 import argparse
 import datetime
@@ -288,7 +288,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", default=str(ROOT / "target" / "release"))
     parser.add_argument("--work", default=str(ROOT / "target" / "bench-compare"))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", default="", help="comma-separated workloads (default: all)")
     parser.add_argument("--write", default="", help="the markdown file to put the table in (e.g. docs/perf.md)")
