@@ -79,20 +79,18 @@ fn kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], decayed: usize
     let (m_decay, m_rest) = m.split_at_mut(split);
     let (v_decay, v_rest) = v.split_at_mut(split);
     let (g_decay, g_rest) = g.split_at(split);
-    for p in p_decay.iter_mut() {
-        *p *= h.decay;
-    }
-    adam(p_decay, g_decay, m_decay, v_decay, h);
-    adam(p_rest, g_rest, m_rest, v_rest, h);
+    adam(p_decay, g_decay, m_decay, v_decay, h.decay, h);
+    adam(p_rest, g_rest, m_rest, v_rest, 1.0, h);
 }
 
-/// Both moments and the parameter, element by element (the compiler vectorises the loop).
-fn adam(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &Hyper) {
+/// Decay by `decay` (1 leaves a value exact), both moments and the parameter, element by element,
+/// in one pass (the compiler vectorises the loop).
+fn adam(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], decay: f32, h: &Hyper) {
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         *m += h.w1 * (g - *m);
         *v = *v * h.beta2 + g * (g * h.w2);
         let denom = v.sqrt() / h.bc2_sqrt + h.eps;
-        *p += (*m * h.neg_step) / denom;
+        *p = *p * decay + (*m * h.neg_step) / denom;
     }
 }
 

@@ -209,9 +209,9 @@ impl AdamW {
         }
         let index = rows.update(&grad);
         let pick = |t: &Tensor| t.index_select(0, &index);
-        let (mut param, mut m, mut v) = (pick(&slot.param), pick(&slot.m), pick(&slot.v));
-        let flat = |t: &mut Tensor| t.view([-1]);
-        fused::update(&mut flat(&mut param), &pick(&grad).view([-1]), &mut flat(&mut m), &mut flat(&mut v), 0, &h);
+        let (param, m, v) = (pick(&slot.param), pick(&slot.m), pick(&slot.v));
+        let line = |t: &Tensor| t.view([-1]); // 1-D views of the gathered rows, as `update` takes.
+        fused::update(&mut line(&param), &line(&pick(&grad)), &mut line(&m), &mut line(&v), 0, &h);
         let _ = slot.param.index_copy_(0, &index, &param);
         let _ = slot.m.index_copy_(0, &index, &m);
         let _ = slot.v.index_copy_(0, &index, &v);
