@@ -16,6 +16,10 @@ The other two weight formats, from the same models:
   tiny-vit-hf/           a Hugging Face `CLIPModel` (transformers) holding tiny-vit's weights,
                          written with `save_pretrained`; its own features are checked against
                          open_clip's here
+  tiny-vit.grads.safetensors
+                         open_clip's gradients, for every parameter of tiny-vit, of
+                         Σ image_features·`image_weights` + Σ text_features·`text_weights`
+                         (unnormalised features; the weights, seeded N(0, 1), are stored beside)
   tiny-<x>-openai.pt     a traced TorchScript archive, as OpenAI ships theirs, with every tensor
                          in fp16; `tiny-<x>-openai.io.safetensors` holds open_clip's features for
                          those fp16-rounded weights (computed in fp32)
@@ -77,7 +81,19 @@ def make(name):
     print(f"{name}: {sum(v.numel() for v in state.values())} weights, features {tuple(io['image_features'].shape)}")
     if name == "tiny-vit":
         write_hugging_face(cfg, model, images, text, io)
+        write_gradients(name, model, images, text)
     write_torchscript(name, model, images, text)  # last: it rounds the weights to fp16
+
+
+def write_gradients(name, model, images, text):
+    """Gradients through both towers' pooling, where clip-model computes less than the reference."""
+    image, text_f = model.encode_image(images), model.encode_text(text)
+    out = {"image_weights": torch.randn_like(image), "text_weights": torch.randn_like(text_f)}
+    model.zero_grad()
+    ((image * out["image_weights"]).sum() + (text_f * out["text_weights"]).sum()).backward()
+    out.update({f"grad.{n}": p.grad for n, p in model.named_parameters() if p.grad is not None})
+    model.zero_grad()
+    save_file({k: v.detach().contiguous() for k, v in out.items()}, str(FIXTURES / f"{name}.grads.safetensors"))
 
 
 def write_torchscript(name, model, images, text):

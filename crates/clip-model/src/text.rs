@@ -45,8 +45,6 @@ impl Module for TextTransformer {
         let used = eot.max().int64_value(&[]) + 1;
         let ids = ids.narrow(1, 0, used);
         let xs = ids.apply(&self.token_embedding) + self.positional_embedding.narrow(0, 0, used);
-        let xs = xs.apply(&self.transformer).apply(&self.ln_final); // [b, used, width]
-        let rows = Tensor::arange(xs.size()[0], (tch::Kind::Int64, xs.device()));
-        xs.index(&[Some(rows), Some(eot)]).matmul(&self.text_projection)
+        self.transformer.pooled(&xs, &eot).apply(&self.ln_final).matmul(&self.text_projection)
     }
 }

@@ -46,8 +46,8 @@ impl VisionTransformer {
         let kind = xs.kind();
         let cls = self.class_embedding.to_kind(kind).view([1, 1, width]).expand([b, 1, width], false);
         let xs = Tensor::cat(&[cls, xs], 1) + self.positional_embedding.to_kind(kind);
-        let xs = xs.apply(&self.ln_pre).apply(&self.transformer).apply(&self.ln_post);
-        xs.select(1, 0)
+        let class_token = Tensor::zeros([b], (tch::Kind::Int64, xs.device()));
+        self.transformer.pooled(&xs.apply(&self.ln_pre), &class_token).apply(&self.ln_post)
     }
 }
 

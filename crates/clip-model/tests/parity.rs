@@ -79,3 +79,25 @@ fn short_texts_skip_the_columns_after_their_end_token_with_the_same_features() {
     let d = max_diff(&grad(&short), &grad(&full));
     assert!(d <= 1e-5, "gradients differ by {d:e}");
 }
+
+#[test]
+fn gradients_through_both_towers_match_open_clip() {
+    // Pooling reads one token per row, so the last blocks run on those tokens alone: the
+    // gradients of every parameter must still be those of open_clip's full computation.
+    let (vs, model, io) = load("tiny-vit");
+    let expected: HashMap<String, Tensor> = read_safetensors(&fixture("tiny-vit.grads.safetensors")).unwrap().into_iter().collect();
+    let image = model.encode_image(&io["images"]);
+    let text = model.encode_text(&io["text"]);
+    let objective = (image * &expected["image_weights"]).sum(tch::Kind::Float) + (text * &expected["text_weights"]).sum(tch::Kind::Float);
+    objective.backward();
+    let mut checked = 0;
+    // The temperature takes no part in the encoders.
+    for (name, var) in vs.variables().iter().filter(|(name, _)| *name != "logit_scale") {
+        let (grad, want) = (var.grad(), &expected[&format!("grad.{name}")]);
+        let scale = f64::try_from(want.abs().max()).unwrap().max(1.0);
+        let d = max_diff(&grad, want);
+        assert!(d <= TOL * scale, "{name}: gradient differs by {d:e} (largest {scale:e})");
+        checked += 1;
+    }
+    assert_eq!(checked, expected.len() - 2, "reference gradients left unchecked");
+}
