@@ -80,35 +80,90 @@ impl Attention {
     }
 
     /// `causal`: each position attends only to itself and earlier ones (the text tower).
-    pub(crate) fn forward(&self, xs: &Tensor, causal: bool) -> Tensor {
-        let (b, t, d) = xs.size3().expect("attention input is [batch, tokens, width]");
-        let head_dim = d / self.heads;
-        let qkv = xs.linear(&self.in_proj_weight, Some(&self.in_proj_bias)); // [b, t, 3d]
-        let qkv = qkv.view([b, t, 3, self.heads, head_dim]).permute([2, 0, 3, 1, 4]); // [3, b, h, t, dh]
+    fn forward(&self, xs: &Tensor, layout: &Layout, causal: bool) -> Tensor {
+        let (b, t, d) = (layout.batch, layout.tokens, xs.size()[1]);
+        let qkv = layout.pad(&xs.linear(&self.in_proj_weight, Some(&self.in_proj_bias))); // [b, t, 3d]
+        let qkv = qkv.view([b, t, 3, self.heads, d / self.heads]).permute([2, 0, 3, 1, 4]); // [3, b, h, t, dh]
         let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
         let out = Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, 0.0, causal, None, false);
-        out.transpose(1, 2).reshape([b, t, d]).apply(&self.out_proj)
+        layout.unpad(&out.transpose(1, 2)).apply(&self.out_proj)
     }
 
-    /// The output at one query token per row (`at`, `[b]`) only, `[b, d]`: keys and values still
-    /// come from every token; with `causal`, only from those up to `at`.
-    fn forward_at(&self, xs: &Tensor, at: &Tensor, causal: bool) -> Tensor {
-        let (b, t, d) = xs.size3().expect("attention input is [batch, tokens, width]");
+    /// The output at each sequence's pooled token alone, `[b, d]`: keys and values still come
+    /// from every token; with `causal`, only from those up to the pooled one.
+    fn forward_at(&self, xs: &Tensor, layout: &Layout, causal: bool) -> Tensor {
+        let (b, t, d) = (layout.batch, layout.tokens, xs.size()[1]);
         let head_dim = d / self.heads;
         let (w, bias) = (&self.in_proj_weight, &self.in_proj_bias);
-        let q = gather(xs, at).linear(&w.narrow(0, 0, d), Some(bias.narrow(0, 0, d))).view([b, self.heads, 1, head_dim]);
-        let kv = xs.linear(&w.narrow(0, d, 2 * d), Some(bias.narrow(0, d, 2 * d)));
+        let q = xs.index_select(0, &layout.at_row).linear(&w.narrow(0, 0, d), Some(bias.narrow(0, 0, d)));
+        let kv = layout.pad(&xs.linear(&w.narrow(0, d, 2 * d), Some(bias.narrow(0, d, 2 * d))));
         let kv = kv.view([b, t, 2, self.heads, head_dim]).permute([2, 0, 3, 1, 4]); // [2, b, h, t, dh]
-        let mask = causal.then(|| Tensor::arange(t, (Kind::Int64, xs.device())).view([1, t]).le_tensor(&at.view([b, 1])).view([b, 1, 1, t]));
+        let mask = causal.then(|| Tensor::arange(t, (Kind::Int64, xs.device())).view([1, t]).le_tensor(&layout.at.view([b, 1])).view([b, 1, 1, t]));
+        let q = q.view([b, self.heads, 1, head_dim]);
         let out = Tensor::scaled_dot_product_attention(&q, &kv.get(0), &kv.get(1), mask, 0.0, false, None, false);
         out.reshape([b, d]).apply(&self.out_proj)
     }
 }
 
-/// `xs[i, at[i]]` for every row `i`: `[b, t, d]` → `[b, d]`.
-fn gather(xs: &Tensor, at: &Tensor) -> Tensor {
-    let rows = Tensor::arange(xs.size()[0], (Kind::Int64, xs.device()));
-    xs.index(&[Some(rows), Some(at.shallow_clone())])
+/// Packing must skip more than this share of a batch's tokens to pay for its copies.
+const PACK_BELOW: f64 = 0.9;
+
+/// Which tokens of a `[batch, tokens]` grid the transformer computes, and the one per sequence
+/// that pooling reads. Activations are `[rows, width]`: every token in order, or — for texts of
+/// different lengths — each text's tokens up to its end-of-text token alone, packed, since under
+/// causal attention no later token can change its pooled feature or take a gradient.
+#[derive(Debug)]
+pub(crate) struct Layout {
+    batch: i64,
+    tokens: i64,
+    /// Grid positions (`sequence × tokens + column`) of the computed tokens, unless all are.
+    kept: Option<Tensor>,
+    /// Each sequence's pooled token: its column, and its row in the activations.
+    at: Tensor,
+    at_row: Tensor,
+}
+
+impl Layout {
+    /// Every token; pooling reads column `at[i]` of sequence `i`.
+    pub(crate) fn dense(tokens: i64, at: Tensor) -> Self {
+        let batch = at.size()[0];
+        let at_row = Tensor::arange(batch, (Kind::Int64, at.device())) * tokens + &at;
+        Self { batch, tokens, kept: None, at, at_row }
+    }
+
+    /// Each sequence's columns up to its pooled one, `last[i]`. Only for causal attention: a
+    /// skipped token comes after every kept one of its sequence, so none attends to it.
+    pub(crate) fn up_to(tokens: i64, last: Tensor) -> Self {
+        let batch = last.size()[0];
+        let lengths = &last + 1;
+        if lengths.sum(Kind::Int64).int64_value(&[]) as f64 > PACK_BELOW * (batch * tokens) as f64 {
+            return Self::dense(tokens, last);
+        }
+        let keep = Tensor::arange(tokens, (Kind::Int64, last.device())).view([1, tokens]).le_tensor(&last.view([batch, 1]));
+        let kept = keep.view([-1]).nonzero().view([-1]); // row-major: each sequence's tokens in order
+        let at_row = lengths.cumsum(0, Kind::Int64) - 1;
+        Self { batch, tokens, kept: Some(kept), at: last, at_row }
+    }
+
+    /// The computed rows of `[batch × tokens, …]`.
+    pub(crate) fn select(&self, grid: &Tensor) -> Tensor {
+        self.kept.as_ref().map_or_else(|| grid.shallow_clone(), |kept| grid.index_select(0, kept))
+    }
+
+    /// `[rows, c]` → `[batch, tokens, c]`, zeros at the skipped tokens.
+    fn pad(&self, xs: &Tensor) -> Tensor {
+        let c = xs.size()[1];
+        let grid = match &self.kept {
+            Some(kept) => Tensor::zeros([self.batch * self.tokens, c], (xs.kind(), xs.device())).index_copy_(0, kept, xs),
+            None => xs.shallow_clone(),
+        };
+        grid.view([self.batch, self.tokens, c])
+    }
+
+    /// `[batch, tokens, …]` → `[rows, c]`.
+    fn unpad(&self, xs: &Tensor) -> Tensor {
+        self.select(&xs.reshape([self.batch * self.tokens, -1]))
+    }
 }
 
 /// `c_fc` → activation → `c_proj`.
@@ -141,14 +196,14 @@ pub(crate) struct ResidualAttentionBlock {
 }
 
 impl ResidualAttentionBlock {
-    fn forward(&self, xs: &Tensor, causal: bool) -> Tensor {
-        let xs = xs + self.attn.forward(&xs.apply(&self.ln_1), causal);
+    fn forward(&self, xs: &Tensor, layout: &Layout, causal: bool) -> Tensor {
+        let xs = xs + self.attn.forward(&xs.apply(&self.ln_1), layout, causal);
         &xs + xs.apply(&self.ln_2).apply(&self.mlp)
     }
 
-    /// [`Self::forward`] at the tokens `at` only, `[b, d]`.
-    fn forward_at(&self, xs: &Tensor, at: &Tensor, causal: bool) -> Tensor {
-        let x = gather(xs, at) + self.attn.forward_at(&xs.apply(&self.ln_1), at, causal);
+    /// [`Self::forward`] at each sequence's pooled token alone, `[b, d]`.
+    fn forward_at(&self, xs: &Tensor, layout: &Layout, causal: bool) -> Tensor {
+        let x = xs.index_select(0, &layout.at_row) + self.attn.forward_at(&xs.apply(&self.ln_1), layout, causal);
         &x + x.apply(&self.ln_2).apply(&self.mlp)
     }
 }
@@ -181,14 +236,16 @@ impl Transformer {
 }
 
 impl Transformer {
-    /// The residual stream after the last block at one token per row (`at`, `[b]`): the class
-    /// token, or each text's end-of-text token — all that pooling reads. So the last block runs
-    /// its queries, output projection and MLP on those tokens alone (keys and values still on all):
-    /// about four fifths of that block's work skipped, with the same features and gradients.
-    pub(crate) fn pooled(&self, xs: &Tensor, at: &Tensor) -> Tensor {
-        let Some((last, blocks)) = self.resblocks.split_last() else { return gather(xs, at) };
-        let xs = blocks.iter().fold(xs.shallow_clone(), |xs, block| block.forward(&xs, self.causal));
-        last.forward_at(&xs, at, self.causal)
+    /// The residual stream after the last block at each sequence's pooled token (`[b, d]`; `xs`:
+    /// `[rows, d]` as `layout` says): the class token, or each text's end-of-text token — all
+    /// that pooling reads. So the last block runs its queries, output projection and MLP on those
+    /// tokens alone (keys and values still on all): about four fifths of that block's work
+    /// skipped, with the same features and gradients.
+    pub(crate) fn pooled(&self, xs: &Tensor, layout: &Layout) -> Tensor {
+        debug_assert!(self.causal || layout.kept.is_none(), "packed tokens need causal attention");
+        let Some((last, blocks)) = self.resblocks.split_last() else { return xs.index_select(0, &layout.at_row) };
+        let xs = blocks.iter().fold(xs.shallow_clone(), |xs, block| block.forward(&xs, layout, self.causal));
+        last.forward_at(&xs, layout, self.causal)
     }
 }
 

@@ -6,7 +6,7 @@ use tch::nn::{self, Init, Module};
 use tch::Tensor;
 
 use crate::config::TextConfig;
-use crate::layers::{Activation, Transformer, layer_norm};
+use crate::layers::{Activation, Layout, Transformer, layer_norm};
 
 /// The text tower's parameters; in a CLIP checkpoint they sit at the top level.
 ///
@@ -36,15 +36,17 @@ impl TextTransformer {
 }
 
 impl Module for TextTransformer {
-    /// Attention is causal, so no column after the batch's last end-of-text token can change a
-    /// pooled feature or take a gradient: those columns are dropped before the transformer.
+    /// Attention is causal, so no token after a text's end-of-text token can change its pooled
+    /// feature or take a gradient: those tokens are not computed at all (the columns after the
+    /// batch's last end-of-text token are dropped, and texts of different lengths are packed).
     /// Prompts and captions fill ~10–20 of the 77 positions, so this skips most of the tower's
     /// work (open_clip computes them all); the features are the same.
     fn forward(&self, ids: &Tensor) -> Tensor {
         let eot = ids.argmax(-1, false); // [b]
         let used = eot.max().int64_value(&[]) + 1;
-        let ids = ids.narrow(1, 0, used);
-        let xs = ids.apply(&self.token_embedding) + self.positional_embedding.narrow(0, 0, used);
-        self.transformer.pooled(&xs, &eot).apply(&self.ln_final).matmul(&self.text_projection)
+        let xs = ids.narrow(1, 0, used).apply(&self.token_embedding) + self.positional_embedding.narrow(0, 0, used);
+        let layout = Layout::up_to(used, eot);
+        let xs = layout.select(&xs.view([-1, xs.size()[2]]));
+        self.transformer.pooled(&xs, &layout).apply(&self.ln_final).matmul(&self.text_projection)
     }
 }

@@ -6,7 +6,7 @@ use tch::nn::{self, Init, Module};
 use tch::Tensor;
 
 use crate::config::VitConfig;
-use crate::layers::{Activation, Transformer, layer_norm};
+use crate::layers::{Activation, Layout, Transformer, layer_norm};
 
 /// # Shapes
 /// Input `[b, 3, image_size, image_size]`; pooled features `[b, width]`; output `[b, embed_dim]`.
@@ -45,9 +45,9 @@ impl VisionTransformer {
         let xs = xs.reshape([b, width, -1]).transpose(1, 2); // [b, grid², width]
         let kind = xs.kind();
         let cls = self.class_embedding.to_kind(kind).view([1, 1, width]).expand([b, 1, width], false);
-        let xs = Tensor::cat(&[cls, xs], 1) + self.positional_embedding.to_kind(kind);
-        let class_token = Tensor::zeros([b], (tch::Kind::Int64, xs.device()));
-        self.transformer.pooled(&xs.apply(&self.ln_pre), &class_token).apply(&self.ln_post)
+        let xs = Tensor::cat(&[cls, xs], 1) + self.positional_embedding.to_kind(kind); // [b, tokens, width]
+        let layout = Layout::dense(xs.size()[1], Tensor::zeros([b], (tch::Kind::Int64, xs.device())));
+        self.transformer.pooled(&xs.view([-1, width]).apply(&self.ln_pre), &layout).apply(&self.ln_post)
     }
 }
 

@@ -81,6 +81,26 @@ fn short_texts_skip_the_columns_after_their_end_token_with_the_same_features() {
 }
 
 #[test]
+fn a_texts_features_do_not_depend_on_the_rest_of_its_batch() {
+    // The fixture's texts (4, 8 and 16 of 16 tokens) are computed packed; a batch of a 15- and a
+    // 16-token text on the full grid, the shorter one masked. Either way each text's features
+    // must be those it has alone.
+    let (_vs, model, io) = load("tiny-vit");
+    let _guard = tch::no_grad_guard();
+    let ids = &io["text"];
+    let shorter = ids.get(2).copy();
+    let _ = shorter.get(15).fill_(5);
+    let _ = shorter.get(14).fill_(999); // the end-of-text id of this vocabulary
+    for batch in [ids.shallow_clone(), Tensor::stack(&[shorter, ids.get(2)], 0)] {
+        let together = model.encode_text(&batch);
+        for i in 0..batch.size()[0] {
+            let d = max_diff(&model.encode_text(&batch.narrow(0, i, 1)), &together.narrow(0, i, 1));
+            assert!(d <= 1e-5, "text {i} of {batch:?}: features differ by {d:e}");
+        }
+    }
+}
+
+#[test]
 fn gradients_through_both_towers_match_open_clip() {
     // Pooling reads one token per row, so the last blocks run on those tokens alone: the
     // gradients of every parameter must still be those of open_clip's full computation.
