@@ -86,7 +86,7 @@ impl Attention {
         let qkv = qkv.view([b, t, 3, self.heads, d / self.heads]).permute([2, 0, 3, 1, 4]); // [3, b, h, t, dh]
         let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
         let out = Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, 0.0, causal, None, false);
-        layout.unpad(&out.transpose(1, 2)).apply(&self.out_proj)
+        layout.select(&out.transpose(1, 2)).apply(&self.out_proj)
     }
 
     /// The output at each sequence's pooled token alone, `[b, d]`: keys and values still come
@@ -116,8 +116,8 @@ const PACK_BELOW: f64 = 0.9;
 pub(crate) struct Layout {
     batch: i64,
     tokens: i64,
-    /// Grid positions (`sequence × tokens + column`) of the computed tokens, unless all are.
-    kept: Option<Tensor>,
+    /// Sequence and column of each computed token, in order, unless all are computed.
+    kept: Option<[Tensor; 2]>,
     /// Each sequence's pooled token: its column, and its row in the activations.
     at: Tensor,
     at_row: Tensor,
@@ -140,29 +140,27 @@ impl Layout {
             return Self::dense(tokens, last);
         }
         let keep = Tensor::arange(tokens, (Kind::Int64, last.device())).view([1, tokens]).le_tensor(&last.view([batch, 1]));
-        let kept = keep.view([-1]).nonzero().view([-1]); // row-major: each sequence's tokens in order
+        let kept = keep.nonzero(); // [rows, 2], row-major: each sequence's tokens in order
         let at_row = lengths.cumsum(0, Kind::Int64) - 1;
-        Self { batch, tokens, kept: Some(kept), at: last, at_row }
+        Self { batch, tokens, kept: Some([kept.select(1, 0), kept.select(1, 1)]), at: last, at_row }
     }
 
-    /// The computed rows of `[batch × tokens, …]`.
+    /// `[batch, tokens, …]` → the computed tokens, `[rows, c]` (`c`: the trailing sizes' product).
     pub(crate) fn select(&self, grid: &Tensor) -> Tensor {
-        self.kept.as_ref().map_or_else(|| grid.shallow_clone(), |kept| grid.index_select(0, kept))
+        match &self.kept {
+            Some([sequence, column]) => grid.index(&[Some(sequence), Some(column)]).flatten(1, -1),
+            None => grid.reshape([self.batch * self.tokens, -1]),
+        }
     }
 
     /// `[rows, c]` → `[batch, tokens, c]`, zeros at the skipped tokens.
     fn pad(&self, xs: &Tensor) -> Tensor {
         let c = xs.size()[1];
-        let grid = match &self.kept {
-            Some(kept) => Tensor::zeros([self.batch * self.tokens, c], (xs.kind(), xs.device())).index_copy_(0, kept, xs),
-            None => xs.shallow_clone(),
-        };
-        grid.view([self.batch, self.tokens, c])
-    }
-
-    /// `[batch, tokens, …]` → `[rows, c]`.
-    fn unpad(&self, xs: &Tensor) -> Tensor {
-        self.select(&xs.reshape([self.batch * self.tokens, -1]))
+        match &self.kept {
+            Some([sequence, column]) => Tensor::zeros([self.batch, self.tokens, c], (xs.kind(), xs.device()))
+                .index_put_(&[Some(sequence), Some(column)], xs, false),
+            None => xs.view([self.batch, self.tokens, c]),
+        }
     }
 }
 

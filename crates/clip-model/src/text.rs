@@ -46,7 +46,7 @@ impl Module for TextTransformer {
         let used = eot.max().int64_value(&[]) + 1;
         let xs = ids.narrow(1, 0, used).apply(&self.token_embedding) + self.positional_embedding.narrow(0, 0, used);
         let layout = Layout::up_to(used, eot);
-        let xs = layout.select(&xs.view([-1, xs.size()[2]]));
+        let xs = layout.select(&xs);
         self.transformer.pooled(&xs, &layout).apply(&self.ln_final).matmul(&self.text_projection)
     }
 }

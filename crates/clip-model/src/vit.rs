@@ -47,7 +47,7 @@ impl VisionTransformer {
         let cls = self.class_embedding.to_kind(kind).view([1, 1, width]).expand([b, 1, width], false);
         let xs = Tensor::cat(&[cls, xs], 1) + self.positional_embedding.to_kind(kind); // [b, tokens, width]
         let layout = Layout::dense(xs.size()[1], Tensor::zeros([b], (tch::Kind::Int64, xs.device())));
-        self.transformer.pooled(&xs.view([-1, width]).apply(&self.ln_pre), &layout).apply(&self.ln_post)
+        self.transformer.pooled(&layout.select(&xs).apply(&self.ln_pre), &layout).apply(&self.ln_post)
     }
 }
 
