@@ -95,7 +95,7 @@ impl Attention {
         let (b, t, d) = (layout.batch, layout.tokens, xs.size()[1]);
         let head_dim = d / self.heads;
         let (w, bias) = (&self.in_proj_weight, &self.in_proj_bias);
-        let q = xs.index_select(0, &layout.at_row).linear(&w.narrow(0, 0, d), Some(bias.narrow(0, 0, d)));
+        let q = layout.pooled_rows(xs).linear(&w.narrow(0, 0, d), Some(bias.narrow(0, 0, d)));
         let kv = layout.pad(&xs.linear(&w.narrow(0, d, 2 * d), Some(bias.narrow(0, d, 2 * d))));
         let kv = kv.view([b, t, 2, self.heads, head_dim]).permute([2, 0, 3, 1, 4]); // [2, b, h, t, dh]
         let mask = causal.then(|| Tensor::arange(t, (Kind::Int64, xs.device())).view([1, t]).le_tensor(&layout.at.view([b, 1])).view([b, 1, 1, t]));
@@ -153,6 +153,11 @@ impl Layout {
         }
     }
 
+    /// Each sequence's pooled token of `[rows, c]` activations, `[batch, c]`.
+    fn pooled_rows(&self, xs: &Tensor) -> Tensor {
+        xs.index_select(0, &self.at_row)
+    }
+
     /// `[rows, c]` → `[batch, tokens, c]`, zeros at the skipped tokens.
     fn pad(&self, xs: &Tensor) -> Tensor {
         let c = xs.size()[1];
@@ -201,7 +206,7 @@ impl ResidualAttentionBlock {
 
     /// [`Self::forward`] at each sequence's pooled token alone, `[b, d]`.
     fn forward_at(&self, xs: &Tensor, layout: &Layout, causal: bool) -> Tensor {
-        let x = xs.index_select(0, &layout.at_row) + self.attn.forward_at(&xs.apply(&self.ln_1), layout, causal);
+        let x = layout.pooled_rows(xs) + self.attn.forward_at(&xs.apply(&self.ln_1), layout, causal);
         &x + x.apply(&self.ln_2).apply(&self.mlp)
     }
 }
@@ -231,9 +236,7 @@ impl Transformer {
             .collect();
         Self { resblocks, causal }
     }
-}
 
-impl Transformer {
     /// The residual stream after the last block at each sequence's pooled token (`[b, d]`; `xs`:
     /// `[rows, d]` as `layout` says): the class token, or each text's end-of-text token — all
     /// that pooling reads. So the last block runs its queries, output projection and MLP on those
@@ -241,7 +244,7 @@ impl Transformer {
     /// skipped, with the same features and gradients.
     pub(crate) fn pooled(&self, xs: &Tensor, layout: &Layout) -> Tensor {
         debug_assert!(self.causal || layout.kept.is_none(), "packed tokens need causal attention");
-        let Some((last, blocks)) = self.resblocks.split_last() else { return xs.index_select(0, &layout.at_row) };
+        let Some((last, blocks)) = self.resblocks.split_last() else { return layout.pooled_rows(xs) };
         let xs = blocks.iter().fold(xs.shallow_clone(), |xs, block| block.forward(&xs, layout, self.causal));
         last.forward_at(&xs, layout, self.causal)
     }
