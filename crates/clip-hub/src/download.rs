@@ -56,8 +56,24 @@ pub(crate) fn incomplete_path(dest: &Path) -> std::path::PathBuf {
     dest.with_file_name(name)
 }
 
-/// Downloads, verifies and renames into place. On a checksum mismatch the partial file is deleted.
+/// Downloads, verifies and renames into place. On a checksum mismatch the partial file is deleted; when
+/// the download had resumed bytes left by an earlier run (which may be what was wrong), it is made once
+/// more from the start before the mismatch is reported.
 pub(crate) fn download(
+    http: &Http,
+    config: &HubConfig,
+    job: &Job<'_>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<()> {
+    let inherited = file_len(&incomplete_path(job.dest)) > 0;
+    match transfer(http, config, job, progress) {
+        Err(Error::Checksum { .. }) if inherited => transfer(http, config, job, progress),
+        result => result,
+    }
+}
+
+/// One download, verified and renamed into place.
+fn transfer(
     http: &Http,
     config: &HubConfig,
     job: &Job<'_>,

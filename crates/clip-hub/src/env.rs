@@ -133,26 +133,37 @@ mod tests {
 
     #[test]
     fn cache_root_precedence() {
-        let e = env(&[("HOME", "/h")]);
-        assert_eq!(cache_root(&e), PathBuf::from("/h/.cache/huggingface/hub"));
-        let e = env(&[("HOME", "/h"), ("XDG_CACHE_HOME", "/x")]);
-        assert_eq!(cache_root(&e), PathBuf::from("/x/huggingface/hub"));
-        let e = env(&[
-            ("HOME", "/h"),
-            ("XDG_CACHE_HOME", "/x"),
-            ("HF_HOME", "~/hf"),
-        ]);
-        assert_eq!(cache_root(&e), PathBuf::from("/h/hf/hub"));
-        let e = env(&[("HF_HOME", "/hf"), ("HUGGINGFACE_HUB_CACHE", "/old")]);
-        assert_eq!(cache_root(&e), PathBuf::from("/old"));
-        let e = env(&[
-            ("HF_HOME", "/hf"),
-            ("HUGGINGFACE_HUB_CACHE", "/old"),
-            ("HF_HUB_CACHE", "/new"),
-        ]);
-        assert_eq!(cache_root(&e), PathBuf::from("/new"));
-        let e = env(&[("HF_HOME", "/hf"), ("HF_HUB_CACHE", "")]);
-        assert_eq!(cache_root(&e), PathBuf::from("/hf/hub"));
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("HOME", "/h")], "/h/.cache/huggingface/hub"),
+            (
+                &[("HOME", "/h"), ("XDG_CACHE_HOME", "/x")],
+                "/x/huggingface/hub",
+            ),
+            (
+                &[
+                    ("HOME", "/h"),
+                    ("XDG_CACHE_HOME", "/x"),
+                    ("HF_HOME", "~/hf"),
+                ],
+                "/h/hf/hub",
+            ),
+            (
+                &[("HF_HOME", "/hf"), ("HUGGINGFACE_HUB_CACHE", "/old")],
+                "/old",
+            ),
+            (
+                &[("HUGGINGFACE_HUB_CACHE", "/old"), ("HF_HUB_CACHE", "/new")],
+                "/new",
+            ),
+            (&[("HF_HOME", "/hf"), ("HF_HUB_CACHE", "")], "/hf/hub"),
+        ];
+        for (pairs, expected) in cases {
+            assert_eq!(
+                cache_root(&env(pairs)),
+                PathBuf::from(expected),
+                "{pairs:?}"
+            );
+        }
     }
 
     #[test]

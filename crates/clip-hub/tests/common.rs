@@ -2,7 +2,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clip_hub::{Cache, Hub, HubConfig, Progress};
+use clip_hub::{Cache, Hub, HubConfig, Progress, Repo};
 use clip_testhub::TestHub;
 
 /// Deterministic bytes (an LCG), so blobs differ between files.
@@ -83,26 +83,44 @@ impl Fixture {
         self.server.repo(repo_key).unwrap().commit
     }
 
+    fn file(&self, repo_key: &str, path: &str) -> clip_testhub::FileInfo {
+        let repo = self.server.repo(repo_key).unwrap();
+        repo.files.into_iter().find(|f| f.path == path).unwrap()
+    }
+
     pub(crate) fn sha256(&self, repo_key: &str, path: &str) -> String {
-        self.server
-            .repo(repo_key)
-            .unwrap()
-            .files
-            .into_iter()
-            .find(|f| f.path == path)
-            .unwrap()
-            .sha256
+        self.file(repo_key, path).sha256
     }
 
     pub(crate) fn git_sha1(&self, repo_key: &str, path: &str) -> String {
-        self.server
-            .repo(repo_key)
-            .unwrap()
-            .files
-            .into_iter()
-            .find(|f| f.path == path)
-            .unwrap()
-            .git_sha1
+        self.file(repo_key, path).git_sha1
+    }
+
+    /// Fetches the model's weights online and checks their bytes.
+    pub(crate) fn fetch_weights(&self) -> PathBuf {
+        let path = self
+            .hub()
+            .get(&Repo::model("org/model"), "model.safetensors", &mut ignore)
+            .unwrap();
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            self.served("models/org/model/model.safetensors")
+        );
+        path
+    }
+
+    /// Leaves the first `len` bytes of the weights as a killed process would: `blobs/{sha}.incomplete`.
+    pub(crate) fn leave_partial_weights(&self, len: usize) -> PathBuf {
+        let sha = self.sha256("org/model", "model.safetensors");
+        let blobs = self.cache_root().join("models--org--model/blobs");
+        fs::create_dir_all(&blobs).unwrap();
+        let partial = blobs.join(format!("{sha}.incomplete"));
+        fs::write(
+            &partial,
+            &self.served("models/org/model/model.safetensors")[..len],
+        )
+        .unwrap();
+        partial
     }
 }
 

@@ -43,61 +43,38 @@ fn connection_cut_halfway_resumes_in_the_same_call() {
 fn repeated_cuts_still_finish() {
     let fx = Fixture::new();
     fx.server.cut(KEY, 30_000, 6);
-    let path = fx
-        .hub()
-        .get(&Repo::model("org/model"), "model.safetensors", &mut ignore)
-        .unwrap();
-    assert_eq!(
-        fs::read(path).unwrap(),
-        fx.served("models/org/model/model.safetensors")
-    );
+    fx.fetch_weights();
     assert_eq!(fx.server.bytes_served(KEY), WEIGHTS_LEN as u64);
 }
 
 #[test]
 fn left_behind_incomplete_is_resumed() {
     let fx = Fixture::new();
-    let sha = fx.sha256("org/model", "model.safetensors");
-    let blobs = fx.cache_root().join("models--org--model/blobs");
-    fs::create_dir_all(&blobs).unwrap();
     let have = WEIGHTS_LEN * 6 / 10;
-    fs::write(
-        blobs.join(format!("{sha}.incomplete")),
-        &fx.served("models/org/model/model.safetensors")[..have],
-    )
-    .unwrap();
-    let path = fx
-        .hub()
-        .get(&Repo::model("org/model"), "model.safetensors", &mut ignore)
-        .unwrap();
-    assert_eq!(
-        fs::read(path).unwrap(),
-        fx.served("models/org/model/model.safetensors")
-    );
+    let partial = fx.leave_partial_weights(have);
+    fx.fetch_weights();
     assert_eq!(fx.server.bytes_served(KEY), (WEIGHTS_LEN - have) as u64);
-    assert!(!blobs.join(format!("{sha}.incomplete")).exists());
+    assert!(!partial.exists());
+}
+
+#[test]
+fn corrupt_left_behind_incomplete_is_redone_from_zero() {
+    let fx = Fixture::new();
+    let partial = fx.leave_partial_weights(50_000);
+    std::fs::write(&partial, vec![0u8; 50_000]).unwrap();
+    fx.fetch_weights();
+    assert_eq!(
+        fx.server.bytes_served(KEY),
+        (WEIGHTS_LEN - 50_000 + WEIGHTS_LEN) as u64
+    );
 }
 
 #[test]
 fn ignored_range_restarts_from_zero() {
     let fx = Fixture::new();
     fx.server.ignore_range(KEY);
-    let sha = fx.sha256("org/model", "model.safetensors");
-    let blobs = fx.cache_root().join("models--org--model/blobs");
-    fs::create_dir_all(&blobs).unwrap();
-    fs::write(
-        blobs.join(format!("{sha}.incomplete")),
-        &fx.served("models/org/model/model.safetensors")[..1000],
-    )
-    .unwrap();
-    let path = fx
-        .hub()
-        .get(&Repo::model("org/model"), "model.safetensors", &mut ignore)
-        .unwrap();
-    assert_eq!(
-        fs::read(path).unwrap(),
-        fx.served("models/org/model/model.safetensors")
-    );
+    fx.leave_partial_weights(1000);
+    fx.fetch_weights();
     assert_eq!(fx.server.bytes_served(KEY), WEIGHTS_LEN as u64);
 }
 

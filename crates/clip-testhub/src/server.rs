@@ -135,14 +135,7 @@ impl State {
         let revision = &segments[at + 1];
         let path = segments[at + 2..].join("/");
         let Some(repo) = repos::scan(&repos::repo_dir(&self.root, &repo_key)) else {
-            return error(
-                stream,
-                401,
-                "RepoNotFound",
-                "Repository not found",
-                None,
-                with_body,
-            );
+            return repo_not_found(stream, with_body);
         };
         let access = self.faults().access.get(&repo_key).cloned();
         if let Some(access) = access {
@@ -160,16 +153,7 @@ impl State {
                         with_body,
                     );
                 }
-                None => {
-                    return error(
-                        stream,
-                        401,
-                        "RepoNotFound",
-                        "Repository not found",
-                        None,
-                        with_body,
-                    );
-                }
+                None => return repo_not_found(stream, with_body),
                 Some(t) if t != access.token => {
                     return error(
                         stream,
@@ -365,6 +349,18 @@ impl State {
         let repo_key = &found.key[..found.key.len() - found.info.path.len() - 1];
         repos::repo_dir(&self.root, repo_key).join(&found.info.path)
     }
+}
+
+/// What the hub answers for a repo that does not exist, or that is private and no token was sent.
+fn repo_not_found(stream: &mut TcpStream, with_body: bool) -> std::io::Result<()> {
+    error(
+        stream,
+        401,
+        "RepoNotFound",
+        "Repository not found",
+        None,
+        with_body,
+    )
 }
 
 /// An error answer with the hub's headers.
