@@ -4,7 +4,7 @@
 //! Two halves, kept apart: [`Cache`] is the folder (`blobs/`, `snapshots/`, `refs/`, `.no_exist/`, locks)
 //! and never touches the network, so offline resolution is a pure function of the folder; [`Hub`] adds
 //! the hub's file protocol (a `HEAD` for commit and etag, the body from the CDN) and fills the cache.
-//! Settings come from the same variables as in Python ([`env`], [`HubConfig::from_env`]); progress goes
+//! Settings come from the same variables as in Python ([`env`](mod@env), [`HubConfig::from_env`]); progress goes
 //! to a callback ([`Progress`]); nothing is printed.
 //!
 //! Beyond huggingface_hub 2.4.0: a cut download resumes with `Range` (in the same call and across
