@@ -6,17 +6,39 @@ Class names and prompt templates are the paper's: openai/CLIP `data/prompts.md` 
 80 templates and edited class names (shipped by open_clip as `OPENAI_IMAGENET_TEMPLATES` and
 `IMAGENET_CLASSNAMES`). Sizes and metrics follow the paper's Table 9, zero-shot numbers its Table 11.
 
+Each set's `hub_repo` is CLIP_benchmark's copy on the Hugging Face hub: `wds/<name>` is the repo
+`clip-benchmark/wds_<name with / replaced by ->`, for the first of the set's CLIP_benchmark names
+whose `wds/` form is in CLIP_benchmark's own list, `benchmark/webdatasets.txt`. That list is not in
+the pip package; `scripts/clip_benchmark_webdatasets.txt` is a byte-exact copy from
+LAION-AI/CLIP_benchmark at commit 48de38c1689fa6d8b4dd53e3370c669c3bb18117 (blob 3dd02939, last
+changed in aabe0fa7, "Added support for wds/voc2007_multilabel"). Every name is also checked
+against the installed builder (`clip_benchmark/datasets/builder.py`, 1.6.2).
+
     .venv/bin/python scripts/gen_registry.py PATH/TO/openai-CLIP/data/prompts.md
 """
 import ast
+import importlib.metadata
+import inspect
 import json
 import pathlib
 import re
 import sys
 
+import open_clip
 from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES, OPENAI_IMAGENET_TEMPLATES
 
+assert open_clip.__version__ == "3.3.0", open_clip.__version__
+assert importlib.metadata.version("clip_benchmark") == "1.6.2", importlib.metadata.version("clip_benchmark")
+from clip_benchmark.datasets import builder  # noqa: E402 (after the version checks)
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+WEBDATASETS = ROOT / "scripts/clip_benchmark_webdatasets.txt"
+HUB_ORG = "clip-benchmark"
+
+# Hub copies in CLIP_benchmark's layout that its list omits. Food-101: `wds/food101` is not in
+# webdatasets.txt, but `clip-benchmark/wds_food101` is loaded by several public projects and
+# DataComp's test copy is `djghosh/wds_food101_test`. Not checked on the hub itself.
+UNLISTED = {"food101": "food101"}
 MODELS = ["RN50", "ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-L-14-336"]
 
 # name, title, prompts.md section, metric, train, test, CLIP_benchmark name(s), Table 11 row.
@@ -61,10 +83,52 @@ def sections(markdown):
     return out
 
 
+def webdatasets():
+    """CLIP_benchmark's `wds/` names, without the prefix."""
+    names = [line.strip() for line in WEBDATASETS.read_text().splitlines() if line.strip()]
+    assert all(n.startswith("wds/") for n in names), names
+    return {n.removeprefix("wds/") for n in names}
+
+
+def builder_names():
+    """A test of whether the installed builder takes a dataset name: the names it compares with
+    (`dataset_name == "…"`, `dataset_name in (…)`) and the prefixes it matches
+    (`dataset_name.startswith("…")`), plain and under `vtab/`; `wds/` takes any name."""
+    def patterns(function):
+        source = inspect.getsource(function)
+        names = set(re.findall(r'dataset_name == "([^"]+)"', source))
+        for group in re.findall(r"dataset_name in \(([^)]*)\)", source):
+            names |= set(re.findall(r'"([^"]+)"', group))
+        return names, tuple(re.findall(r'dataset_name\.startswith\("([^"]+)"\)', source))
+    assert 'dataset_name.startswith("wds/")' in inspect.getsource(builder.build_dataset), "the builder no longer reads wds/ sets"
+    plain, _ = patterns(builder.build_dataset)
+    vtab, vtab_prefixes = patterns(builder.build_vtab_dataset)
+
+    def known(name):
+        if name.startswith("vtab/"):
+            rest = name.removeprefix("vtab/")
+            return rest in vtab or rest.startswith(vtab_prefixes)
+        return name in plain
+
+    return known
+
+
+def hub_repo(name, benchmark, listed):
+    """The hub repo of a set whose CLIP_benchmark names are `benchmark`, or None."""
+    wds = next((b for b in benchmark if b in listed), UNLISTED.get(name))
+    if wds is None:
+        return None
+    assert wds in benchmark, (name, wds)
+    return f"{HUB_ORG}/wds_{wds.replace('/', '-')}"
+
+
 def main():
     found = sections(pathlib.Path(sys.argv[1]).read_text())
+    listed, known = webdatasets(), builder_names()
     datasets = []
     for name, title, section, metric, train, test, benchmark, paper in DATASETS:
+        unknown = [b for b in benchmark if not known(b)]
+        assert not unknown, f"{name}: not names in CLIP_benchmark's builder: {unknown}"
         if section is None:
             classes, templates = list(IMAGENET_CLASSNAMES), [t("{}") for t in OPENAI_IMAGENET_TEMPLATES]
         else:
@@ -76,6 +140,7 @@ def main():
             "train_size": train,
             "test_size": test,
             "clip_benchmark": benchmark,
+            "hub_repo": hub_repo(name, benchmark, listed),
             "classes": [c if isinstance(c, list) else [c] for c in classes],
             "templates": templates,
             "paper_zeroshot": dict(zip(MODELS, paper)),

@@ -1,7 +1,14 @@
 //! The paper's 27 zero-shot datasets (Table 9): class names and prompt templates as the paper used
 //! them (openai/CLIP `data/prompts.md` and the ImageNet notebook), the metric the paper reports for
-//! each, split sizes, and the paper's zero-shot numbers (Table 11) for five models. The data is
-//! `data/datasets.json`, written by `scripts/gen_registry.py`.
+//! each, split sizes, the paper's zero-shot numbers (Table 11) for five models, and where
+//! CLIP_benchmark keeps a copy on the Hugging Face hub. The data is `data/datasets.json`, written
+//! by `scripts/gen_registry.py`.
+//!
+//! Hub names: CLIP_benchmark's `wds/<name>` is the dataset repo `clip-benchmark/wds_<name with /
+//! replaced by ->` (`wds/vtab/cifar10` is `clip-benchmark/wds_vtab-cifar10`). Each `hub_repo` was
+//! checked by the generator against CLIP_benchmark's own list (`benchmark/webdatasets.txt`, copied
+//! to `scripts/clip_benchmark_webdatasets.txt`), except Food-101's, which that list omits. Birdsnap,
+//! UCF101, Kinetics-700 and Hateful Memes have none: CLIP_benchmark does not carry them.
 
 use std::sync::OnceLock;
 
@@ -52,6 +59,12 @@ pub struct DatasetInfo {
     pub test_size: u64,
     /// CLIP_benchmark's names for the same data (its WebDataset folders are found under these too).
     pub clip_benchmark: Vec<String>,
+    /// CLIP_benchmark's copy on the Hugging Face hub (`clip-benchmark/wds_vtab-cifar10`), in its
+    /// WebDataset layout; `None` where CLIP_benchmark has none. Pascal VOC 2007 names
+    /// `wds_voc2007_multilabel` (whole images, 20-way target vectors: the paper's 11-point mAP),
+    /// not `wds_voc2007` (single-label crops of each object's box, scored by accuracy).
+    #[serde(default)]
+    pub hub_repo: Option<String>,
     /// Class names in label order; some classes have several (FER2013), all used for the prompt.
     pub classes: Vec<Vec<String>>,
     /// Prompt templates, `{}` standing for the class name.
@@ -72,6 +85,34 @@ impl DatasetInfo {
         let key = model.trim_end_matches("-quickgelu").replace('/', "-").replace("@336px", "-336");
         self.paper_zeroshot.get(&key).copied()
     }
+
+    /// CLIP_benchmark's name for the hub copy, as its `--dataset` takes it (`wds/vtab/cifar10`):
+    /// the CLIP_benchmark name that `hub_repo` was made from.
+    pub fn wds_name(&self) -> Option<String> {
+        let repo = self.hub_repo.as_deref()?.strip_prefix(HUB_ORG)?.strip_prefix("/wds_")?;
+        self.clip_benchmark.iter().find(|b| b.replace('/', "-") == repo).map(|b| format!("wds/{b}"))
+    }
+}
+
+/// The hub organisation holding CLIP_benchmark's WebDataset copies.
+pub const HUB_ORG: &str = "clip-benchmark";
+
+/// How a `--datasets` name points at a hub dataset repo: `hf-hub:ORG/NAME`.
+pub const HUB_PREFIX: &str = "hf-hub:";
+
+/// The repo id of an `hf-hub:ORG/NAME` dataset name (`ORG/NAME`): `None` unless the name has the
+/// prefix and exactly two non-empty parts.
+pub fn hub_repo_id(name: &str) -> Option<&str> {
+    let id = name.strip_prefix(HUB_PREFIX)?;
+    let (org, repo) = id.split_once('/')?;
+    (!org.is_empty() && !repo.is_empty() && !repo.contains('/')).then_some(id)
+}
+
+/// The registry dataset whose `hub_repo` is `repo` (`clip-benchmark/wds_vtab-pets`, with or
+/// without `hf-hub:`); hub ids are compared ignoring ASCII case, as the hub resolves them.
+pub fn find_hub_repo(repo: &str) -> Option<&'static DatasetInfo> {
+    let repo = repo.strip_prefix(HUB_PREFIX).unwrap_or(repo);
+    datasets().iter().find(|d| d.hub_repo.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(repo)))
 }
 
 /// Every dataset, in the paper's Table 9 order.
@@ -82,8 +123,14 @@ pub fn datasets() -> &'static [DatasetInfo] {
     })
 }
 
-/// The dataset called `name` (its own name or a CLIP_benchmark name, `wds_` prefix allowed).
+/// The dataset called `name`: its own name or a CLIP_benchmark name. CLIP_benchmark's prefixed
+/// forms, `wds/vtab/pets` (its `--dataset`) and `wds_vtab-pets` (a hub repo's or folder's name),
+/// match CLIP_benchmark names only, so `wds/voc2007` (its box crops) is not our `voc2007`.
+/// `hf-hub:` names are not looked up here (see [`find_hub_repo`]).
 pub fn find(name: &str) -> Option<&'static DatasetInfo> {
-    let name = name.strip_prefix("wds_").unwrap_or(name);
-    datasets().iter().find(|d| d.name == name || d.clip_benchmark.iter().any(|b| b == name || b.replace('/', "-") == name))
+    let benchmark = |d: &&DatasetInfo, n: &str| d.clip_benchmark.iter().any(|b| b == n || b.replace('/', "-") == n);
+    match name.strip_prefix("wds/").or_else(|| name.strip_prefix("wds_")) {
+        Some(rest) => datasets().iter().find(|d| benchmark(d, rest)),
+        None => datasets().iter().find(|d| d.name == name || benchmark(d, name)),
+    }
 }

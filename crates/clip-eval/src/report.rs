@@ -1,8 +1,14 @@
 //! Benchmark results: one record per dataset and task, written as `results.json`, a
 //! `results.md` table with the paper's column beside ours, and `results.csv`. Scores are in
 //! percent, as the paper prints them.
+//!
+//! [`Report::clip_benchmark_files`] renders the same results as CLIP_benchmark 1.6.2's result files
+//! (`clip_benchmark/cli.py`, `run`), one JSON per dataset and task, so that `clip_benchmark build`
+//! merges ours with its own into one CSV.
 
 use serde::Serialize;
+
+use crate::registry::{datasets, find_hub_repo};
 
 use crate::linear_probe::Trial;
 use crate::metrics::ClassificationScores;
@@ -237,5 +243,182 @@ impl Report {
             }
         }
         out
+    }
+}
+
+/// The language CLIP_benchmark records for English class names and prompts.
+const LANGUAGE: &str = "en";
+
+/// `x` as Python's `json.dump` writes a float (`float.__repr__`): the shortest digits that read
+/// back to `x`, positional from 1e-4 up to 1e16 (`0.5`, `1.0`), else with an exponent of at least
+/// two digits and a sign (`1e-05`, `1.5e+16`); and the bare `NaN`, `Infinity`, `-Infinity` that
+/// Python writes and reads by default. Rust's `{:?}` has the same digits and thresholds; only its
+/// exponent is spelt differently (`1e-5`).
+fn json_float(x: f64) -> String {
+    if x.is_nan() {
+        return "NaN".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+    }
+    let s = format!("{x:?}");
+    match s.split_once('e') {
+        Some((mantissa, exponent)) => {
+            let (sign, digits) = exponent.strip_prefix('-').map_or(("+", exponent), |d| ("-", d));
+            format!("{mantissa}e{sign}{digits:0>2}")
+        }
+        None => s,
+    }
+}
+
+/// `s` as a JSON string the way Python's `json.dump` writes it (`ensure_ascii`: everything past
+/// ASCII as `\uXXXX` escapes of its UTF-16 units).
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            ' '..='\u{7f}' => out.push(c),
+            _ => {
+                for unit in c.encode_utf16(&mut [0; 2]) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A metric value in a CLIP_benchmark file.
+enum Value {
+    Float(f64),
+    Int(i64),
+    Bool(bool),
+}
+
+impl Value {
+    fn json(&self) -> String {
+        match self {
+            Self::Float(x) => json_float(*x),
+            Self::Int(i) => i.to_string(),
+            Self::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+/// A score of ours (percent) as CLIP_benchmark stores it: a fraction. An absent score (top-5 with
+/// fewer than five classes) is NaN, as CLIP_benchmark writes it.
+fn fraction(percent: Option<f64>) -> Value {
+    Value::Float(percent.map_or(f64::NAN, |p| p / 100.0))
+}
+
+/// The dataset name CLIP_benchmark would record for `result` (its `dataset` key, which
+/// `clip_benchmark build` keeps as a column):
+///
+/// - a registry set read from CLIP_benchmark's WebDataset layout (format `clip_benchmark_wds`,
+///   what the hub copies are) takes the `wds/` name its `--dataset` needs for that copy,
+///   `wds/vtab/cifar10`;
+/// - a registry set read from another layout takes its first CLIP_benchmark name, the builder's
+///   own name for the original files (`cifar10`, `vtab/pets`, `voc2007_multilabel`);
+/// - a set named by a registry set's hub repo (`clip-benchmark/wds_vtab-pets`, a hub snapshot
+///   evaluated as a folder) takes that set's `wds/` name;
+/// - anything else (sets CLIP_benchmark lacks, built-in tasks, custom folders) keeps our name.
+pub fn clip_benchmark_dataset(result: &DatasetResult) -> String {
+    if let Some(wds) = find_hub_repo(&result.name).and_then(|info| info.wds_name()) {
+        return wds;
+    }
+    let Some(info) = datasets().iter().find(|d| d.name == result.name) else { return result.name.clone() };
+    let wds = (result.format == "clip_benchmark_wds").then(|| info.wds_name()).flatten();
+    wds.or_else(|| info.clip_benchmark.first().cloned()).unwrap_or_else(|| result.name.clone())
+}
+
+/// The metrics of `r` under CLIP_benchmark's keys, in its order, as fractions.
+fn clip_benchmark_metrics(r: &DatasetResult) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = Vec::new();
+    let probe = r.task == "linear_probe";
+    let prefix = if probe { "lp_" } else { "" };
+    if r.acc1.is_some() {
+        out.push((format!("{prefix}acc1"), fraction(r.acc1)));
+        out.push((format!("{prefix}acc5"), fraction(r.acc5)));
+        out.push((format!("{prefix}mean_per_class_recall"), fraction(r.mean_per_class_recall)));
+    }
+    if let Some(&map) = r.scores.get("mean_average_precision") {
+        out.push(("mean_average_precision".into(), fraction(Some(map))));
+    }
+    // Recall@k: image then text at each k, k ascending (CLIP_benchmark's loop over --recall_k).
+    let mut ks: Vec<u64> = r.scores.keys().filter_map(|key| key.strip_prefix("image_retrieval_recall@")?.parse().ok()).collect();
+    ks.sort_unstable();
+    for k in ks {
+        for direction in ["image", "text"] {
+            let key = format!("{direction}_retrieval_recall@{k}");
+            if let Some(&v) = r.scores.get(&key) {
+                out.push((key, fraction(Some(v))));
+            }
+        }
+    }
+    // The paper's metric where CLIP_benchmark has no key for it (map_11point, roc_auc,
+    // mean_top1_top5); accuracy is acc1.
+    let metric = format!("{prefix}{}", r.metric);
+    if r.metric != "accuracy" && !out.iter().any(|(k, _)| *k == metric) {
+        out.push((metric, fraction(Some(r.value))));
+    }
+    if let (true, Some(p)) = (probe, &r.probe) {
+        // CLIP_benchmark's probe settings that mean the same here: the full training set
+        // (`fewshot_k` -1), the seed of the validation hold-out, features not normalised. Its
+        // `weight_decay` and `epochs` (AdamW) have no counterpart in an L-BFGS fit of
+        // scikit-learn's objective, whose strength is written as `lambda` and `C` instead.
+        out.push(("fewshot_k".into(), Value::Int(-1)));
+        out.push(("seed".into(), Value::Int(0)));
+        out.push(("normalized".into(), Value::Bool(false)));
+        out.push(("lambda".into(), Value::Float(p.lambda)));
+        out.push(("C".into(), Value::Float(p.c)));
+    }
+    out
+}
+
+impl Report {
+    /// The results as CLIP_benchmark 1.6.2's result files: `(file name, JSON text)`, one per
+    /// result, for the caller to write. `model` and `pretrained` are the model name and pretrained
+    /// tag as the user gave them (`ViT-B-32`, `openai`); `clip_benchmark build` joins them into its
+    /// `model_fullname` column.
+    ///
+    /// The file name is CLIP_benchmark's default `{dataset}_{pretrained}_{model}_{language}_{task}.json`,
+    /// the dataset without `wds/` and with `/` as `_`, the tag reduced to its last path component
+    /// (CLIP_benchmark takes a weights file's base name), and `/` in the model name written `_` so
+    /// that the name stays one file. The JSON is what CLIP_benchmark dumps: `dataset` (see
+    /// [`clip_benchmark_dataset`]), `model`, `pretrained`, `task`, `metrics` and `language`
+    /// (`en`), in that order and in Python's `json.dump` spacing. Metrics are fractions, not
+    /// percent, under CLIP_benchmark's keys (see `docs/eval.md`); an absent top-5 accuracy is
+    /// the bare `NaN` CLIP_benchmark writes. Few-shot probes have no file.
+    pub fn clip_benchmark_files(&self, model: &str, pretrained: &str) -> Vec<(String, String)> {
+        let tag = pretrained.rsplit(['/', '\\']).find(|s| !s.is_empty()).unwrap_or(pretrained);
+        self.results
+            .iter()
+            .map(|r| {
+                let dataset = clip_benchmark_dataset(r);
+                let slug = dataset.strip_prefix("wds/").unwrap_or(&dataset).replace('/', "_");
+                let name = format!("{slug}_{tag}_{}_{LANGUAGE}_{}.json", model.replace('/', "_"), r.task);
+                let metrics: Vec<String> =
+                    clip_benchmark_metrics(r).iter().map(|(k, v)| format!("{}: {}", json_string(k), v.json())).collect();
+                let json = format!(
+                    "{{\"dataset\": {}, \"model\": {}, \"pretrained\": {}, \"task\": {}, \"metrics\": {{{}}}, \"language\": {}}}",
+                    json_string(&dataset),
+                    json_string(model),
+                    json_string(pretrained),
+                    json_string(&r.task),
+                    metrics.join(", "),
+                    json_string(LANGUAGE)
+                );
+                (name, json)
+            })
+            .collect()
     }
 }

@@ -1,4 +1,4 @@
-use clip_eval::registry::{Metric, datasets, find};
+use clip_eval::registry::{Metric, datasets, find, find_hub_repo, hub_repo_id};
 
 #[test]
 fn the_papers_27_datasets_with_their_class_counts() {
@@ -61,4 +61,54 @@ fn metrics_names_and_paper_numbers() {
     assert_eq!(imagenet.templates.len(), 80);
     // FER2013 keeps its several names per class.
     assert_eq!(find("fer2013").unwrap().classes[3], ["happy", "smiling"]);
+}
+
+/// CLIP_benchmark's `benchmark/webdatasets.txt`, copied byte for byte from LAION-AI/CLIP_benchmark
+/// at 48de38c1689fa6d8b4dd53e3370c669c3bb18117 (see `scripts/gen_registry.py`).
+const WEBDATASETS: &str = include_str!("../../../scripts/clip_benchmark_webdatasets.txt");
+
+#[test]
+fn every_hub_repo_is_in_clip_benchmarks_list() {
+    let listed: Vec<&str> = WEBDATASETS.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    assert_eq!(listed.len(), 41);
+    assert!(listed.iter().all(|l| l.starts_with("wds/")), "{listed:?}");
+    let mut with_repo = 0;
+    for d in datasets() {
+        let Some(repo) = &d.hub_repo else { continue };
+        with_repo += 1;
+        let wds = d.wds_name().unwrap_or_else(|| panic!("{}: {repo} is not made from one of {:?}", d.name, d.clip_benchmark));
+        assert_eq!(*repo, format!("clip-benchmark/wds_{}", wds["wds/".len()..].replace('/', "-")), "{}", d.name);
+        // Food-101's copy is the one the list omits (the generator's UNLISTED).
+        assert_eq!(listed.contains(&wds.as_str()), d.name != "food101", "{}: {wds}", d.name);
+        assert_eq!(find_hub_repo(repo).unwrap().name, d.name);
+        assert_eq!(find(&wds).unwrap().name, d.name);
+    }
+    assert_eq!(with_repo, 23);
+    for name in ["birdsnap", "ucf101", "kinetics700", "hateful_memes"] {
+        assert!(find(name).unwrap().hub_repo.is_none(), "{name}");
+    }
+}
+
+#[test]
+fn hub_names_of_the_paper_sets() {
+    let repo = |name: &str| find(name).unwrap().hub_repo.clone();
+    assert_eq!(repo("cifar10").as_deref(), Some("clip-benchmark/wds_vtab-cifar10"));
+    assert_eq!(repo("sun397").as_deref(), Some("clip-benchmark/wds_sun397"));
+    assert_eq!(repo("kitti").as_deref(), Some("clip-benchmark/wds_vtab-kitti_closest_vehicle_distance"));
+    // The multi-label copy: whole images scored by mAP, as the paper does.
+    assert_eq!(repo("voc2007").as_deref(), Some("clip-benchmark/wds_voc2007_multilabel"));
+    assert_eq!(find("cifar10").unwrap().wds_name().as_deref(), Some("wds/vtab/cifar10"));
+    // CLIP_benchmark's prefixed names match its names only: wds/voc2007 is its box crops.
+    assert!(find("wds/voc2007").is_none() && find("wds_voc2007").is_none());
+    assert_eq!(find("wds_voc2007_multilabel").unwrap().name, "voc2007");
+    assert_eq!(find("wds/vtab/pets").unwrap().name, "pets");
+    // hf-hub: names.
+    assert_eq!(hub_repo_id("hf-hub:clip-benchmark/wds_vtab-pets"), Some("clip-benchmark/wds_vtab-pets"));
+    for bad in ["clip-benchmark/wds_vtab-pets", "hf-hub:wds_vtab-pets", "hf-hub:/x", "hf-hub:a/", "hf-hub:a/b/c"] {
+        assert_eq!(hub_repo_id(bad), None, "{bad}");
+    }
+    assert_eq!(find_hub_repo("hf-hub:clip-benchmark/wds_vtab-pets").unwrap().name, "pets");
+    assert_eq!(find_hub_repo("CLIP-Benchmark/WDS_Mnist").unwrap().name, "mnist");
+    assert!(find_hub_repo("clip-benchmark/wds_voc2007").is_none());
+    assert!(find_hub_repo("djghosh/wds_vtab-pets_test").is_none());
 }
