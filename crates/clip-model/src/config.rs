@@ -1,8 +1,12 @@
 //! Model configs: open_clip's model-config JSON (`embed_dim`, `quick_gelu`, `vision_cfg`,
-//! `text_cfg`) parsed strictly, validated once into typed configs, and the OpenAI presets.
+//! `text_cfg`) parsed strictly, validated once into typed configs, and the presets: every open_clip
+//! 3.3.0 config whose towers this crate builds (`data/model_configs.json`, generated from the
+//! installed open_clip by `scripts/gen_presets.py`) and the project's tiny models.
 //!
 //! A `Raw*` mirror takes the JSON as written (unknown keys are errors that name the key), then
 //! `TryFrom` resolves it: `layers` as a number means a ViT, as four numbers a ModifiedResNet.
+
+use std::sync::OnceLock;
 
 use serde::Deserialize;
 
@@ -246,25 +250,66 @@ impl TryFrom<RawConfig> for ClipConfig {
     }
 }
 
-/// open_clip's configs of the nine OpenAI models (`src/open_clip/model_configs/*.json`).
-const PRESETS: &[(&str, &str)] = &[
-    ("RN50", r#"{"embed_dim":1024,"vision_cfg":{"image_size":224,"layers":[3,4,6,3],"width":64,"patch_size":null},"text_cfg":{"context_length":77,"vocab_size":49408,"width":512,"heads":8,"layers":12}}"#),
-    ("RN101", r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":[3,4,23,3],"width":64,"patch_size":null},"text_cfg":{"context_length":77,"vocab_size":49408,"width":512,"heads":8,"layers":12}}"#),
-    ("RN50x4", r#"{"embed_dim":640,"vision_cfg":{"image_size":288,"layers":[4,6,10,6],"width":80,"patch_size":null},"text_cfg":{"context_length":77,"vocab_size":49408,"width":640,"heads":10,"layers":12}}"#),
-    ("RN50x16", r#"{"embed_dim":768,"vision_cfg":{"image_size":384,"layers":[6,8,18,8],"width":96,"patch_size":null},"text_cfg":{"context_length":77,"vocab_size":49408,"width":768,"heads":12,"layers":12}}"#),
-    ("RN50x64", r#"{"embed_dim":1024,"vision_cfg":{"image_size":448,"layers":[3,15,36,10],"width":128,"patch_size":null},"text_cfg":{"context_length":77,"vocab_size":49408,"width":1024,"heads":16,"layers":12}}"#),
-    ("ViT-B-32", r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32},"text_cfg":{"context_length":77,"vocab_size":49408,"width":512,"heads":8,"layers":12}}"#),
-    ("ViT-B-16", r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":16},"text_cfg":{"context_length":77,"vocab_size":49408,"width":512,"heads":8,"layers":12}}"#),
-    ("ViT-L-14", r#"{"embed_dim":768,"vision_cfg":{"image_size":224,"layers":24,"width":1024,"patch_size":14},"text_cfg":{"context_length":77,"vocab_size":49408,"width":768,"heads":12,"layers":12}}"#),
-    ("ViT-L-14-336", r#"{"embed_dim":768,"vision_cfg":{"image_size":336,"layers":24,"width":1024,"patch_size":14},"text_cfg":{"context_length":77,"vocab_size":49408,"width":768,"heads":12,"layers":12}}"#),
-    // Not OpenAI models: the CPU default of `clip train`, sized to learn the built-in dataset in
-    // minutes on two cores (64 px scenes, captions under 16 tokens). `tiny` is a ModifiedResNet with
-    // one bottleneck per stage (on the built-in data it learns count and position several times
-    // faster than the ViT), width 24 and a 2-layer text tower (width 32 with 4 text layers costs
-    // nearly twice as much per step for no faster learning per step); `tiny-vit` is a ViT.
+/// open_clip 3.3.0's model configs whose towers this crate builds (plain ViT and ModifiedResNet
+/// image towers, open_clip's own text transformer), name → config exactly as open_clip ships them,
+/// in open_clip's order: `data/model_configs.json`, written by `scripts/gen_presets.py`.
+const OPEN_CLIP_CONFIGS: &str = include_str!("../data/model_configs.json");
+
+/// Presets of this project, not open_clip's: the CPU default of `clip train`, sized to learn the
+/// built-in dataset in minutes on two cores (64 px scenes, captions under 16 tokens). `tiny` is a
+/// ModifiedResNet with one bottleneck per stage (on the built-in data it learns count and position
+/// several times faster than the ViT), width 24 and a 2-layer text tower (width 32 with 4 text
+/// layers costs nearly twice as much per step for no faster learning per step); `tiny-vit` is a ViT.
+const PROJECT_PRESETS: &[(&str, &str)] = &[
     ("tiny", r#"{"embed_dim":128,"vision_cfg":{"image_size":64,"layers":[1,1,1,1],"width":24,"head_width":24},"text_cfg":{"context_length":16,"vocab_size":49408,"width":128,"heads":4,"layers":2}}"#),
     ("tiny-vit", r#"{"embed_dim":128,"vision_cfg":{"image_size":64,"layers":4,"width":128,"patch_size":8,"head_width":32},"text_cfg":{"context_length":32,"vocab_size":49408,"width":128,"heads":4,"layers":4}}"#),
 ];
+
+/// A JSON object's members in the order written (serde_json's `Map` sorts them unless a crate in
+/// the build turns on `preserve_order`).
+struct Ordered(Vec<(String, serde_json::Value)>);
+
+impl<'de> Deserialize<'de> for Ordered {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = Ordered;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of model configs")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Ordered, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Ordered(members))
+            }
+        }
+        deserializer.deserialize_map(Members)
+    }
+}
+
+/// Every preset, parsed once: open_clip's configs, then the project's.
+fn presets() -> &'static [(String, ClipConfig)] {
+    static PRESETS: OnceLock<Vec<(String, ClipConfig)>> = OnceLock::new();
+    PRESETS.get_or_init(|| {
+        let Ordered(configs) = serde_json::from_str(OPEN_CLIP_CONFIGS).expect("data/model_configs.json is checked by the tests");
+        let open_clip = configs.into_iter().map(|(name, json)| {
+            let config = serde_json::from_value::<RawConfig>(json).map_err(|e| Error::Config(e.to_string())).and_then(ClipConfig::try_from);
+            let config = config.unwrap_or_else(|e| panic!("data/model_configs.json: {name}: {e}"));
+            (name, config)
+        });
+        let project = PROJECT_PRESETS.iter().map(|(name, json)| {
+            let config = ClipConfig::from_json(json).unwrap_or_else(|e| panic!("preset {name}: {e}"));
+            ((*name).to_owned(), config)
+        });
+        open_clip.chain(project).collect()
+    })
+}
+
+fn preset(name: &str) -> Option<&'static ClipConfig> {
+    presets().iter().find(|(n, _)| n == name).map(|(_, config)| config)
+}
 
 impl ClipConfig {
     /// Parses and validates an open_clip model-config JSON.
@@ -273,19 +318,20 @@ impl ClipConfig {
         raw.try_into()
     }
 
-    /// A preset by open_clip's name: the nine OpenAI models, and each with `-quickgelu`.
+    /// A preset by open_clip's name (every open_clip 3.3.0 config this crate builds, `ViT-B-32`,
+    /// `ViT-H-14-quickgelu`, …, and the project's `tiny` and `tiny-vit`). A name with a config of
+    /// its own is that config; otherwise `NAME-quickgelu` is preset `NAME` with QuickGELU.
     pub fn named(name: &str) -> Result<Self> {
-        let (base, quick) = match name.strip_suffix("-quickgelu") {
-            Some(base) => (base, true),
-            None => (name, false),
-        };
-        let json = PRESETS.iter().find(|(n, _)| *n == base).map(|(_, json)| *json).ok_or_else(|| Error::UnknownModel {
-            name: name.to_owned(),
-            known: Self::preset_names().join(", "),
-        })?;
-        let mut config = Self::from_json(json)?;
-        config.quick_gelu |= quick;
-        Ok(config)
+        if let Some(config) = preset(name) {
+            return Ok(config.clone());
+        }
+        match name.strip_suffix("-quickgelu").filter(|base| !base.ends_with("-quickgelu")).and_then(preset) {
+            Some(config) => Ok(Self { quick_gelu: true, ..config.clone() }),
+            None => Err(Error::UnknownModel {
+                name: name.to_owned(),
+                known: format!("{} (each also as NAME-quickgelu)", presets().iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")),
+            }),
+        }
     }
 
     /// The config as open_clip model-config JSON (what [`ClipConfig::from_json`] reads).
@@ -316,9 +362,18 @@ impl ClipConfig {
         json.to_string()
     }
 
-    /// Every preset name.
+    /// Every name [`ClipConfig::named`] accepts: each preset, followed by its `-quickgelu` form
+    /// where that has no config of its own.
     pub fn preset_names() -> Vec<String> {
-        PRESETS.iter().flat_map(|(n, _)| [n.to_string(), format!("{n}-quickgelu")]).collect()
+        let mut names = Vec::new();
+        for (name, _) in presets() {
+            names.push(name.clone());
+            let quick = format!("{name}-quickgelu");
+            if !name.ends_with("-quickgelu") && preset(&quick).is_none() {
+                names.push(quick);
+            }
+        }
+        names
     }
 }
 
@@ -337,17 +392,43 @@ mod tests {
         assert!(rn.quick_gelu);
         let VisionConfig::ResNet(r) = &rn.vision else { panic!("ResNet expected") };
         assert_eq!((r.layers, r.width, r.heads), ([3, 4, 6, 3], 64, 32));
-        assert_eq!(ClipConfig::preset_names().len(), 22);
+        // 41 open_clip configs (12 of them `-quickgelu` configs of their own) and the 2 tiny
+        // presets; the 17 + 2 plain names without a `-quickgelu` config get one by the suffix rule.
+        assert_eq!(presets().len(), 43);
+        assert_eq!(ClipConfig::preset_names().len(), 62);
         for name in ClipConfig::preset_names() {
             let config = ClipConfig::named(&name).unwrap();
+            assert_eq!(config.quick_gelu, name.ends_with("-quickgelu"), "{name}");
             assert_eq!(ClipConfig::from_json(&config.to_json()).unwrap(), config, "{name}");
         }
     }
 
     #[test]
+    fn open_clip_configs_keep_their_shapes_and_order() {
+        let names: Vec<&str> = presets().iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(&names[..3], ["RN50", "RN50-quickgelu", "RN50x4"]);
+        assert_eq!(&names[names.len() - 2..], ["tiny", "tiny-vit"]);
+        // head_width and mlp_ratio (g: 88 and 4.3637, bigG: 104 and 4.9231).
+        for (name, width, heads, layers, ratio) in
+            [("ViT-g-14", 1408, 16, 40, 4.3637), ("ViT-bigG-14", 1664, 16, 48, 4.9231), ("ViT-H-14-378", 1280, 16, 32, 4.0)]
+        {
+            let VisionConfig::Vit(v) = ClipConfig::named(name).unwrap().vision else { panic!("{name}: ViT expected") };
+            assert_eq!((v.width, v.heads, v.layers, v.mlp_ratio), (width, heads, layers, ratio), "{name}");
+        }
+        // A `-quickgelu` name with its own config is that config (here identical to the base but
+        // for the flag); one without is the base with QuickGELU.
+        let own = ClipConfig::named("ViT-H-14-quickgelu").unwrap();
+        assert_eq!(own, ClipConfig { quick_gelu: true, ..ClipConfig::named("ViT-H-14").unwrap() });
+        let derived = ClipConfig::named("ViT-B-16-plus-240-quickgelu").unwrap();
+        assert_eq!(derived, ClipConfig { quick_gelu: true, ..ClipConfig::named("ViT-B-16-plus-240").unwrap() });
+        assert_eq!(derived.vision.image_size(), 240);
+        assert!(ClipConfig::named("ViT-B-32-quickgelu-quickgelu").is_err());
+    }
+
+    #[test]
     fn malformed_configs_name_the_problem() {
-        let err = ClipConfig::named("ViT-H-14").unwrap_err().to_string();
-        assert!(err.contains("ViT-H-14") && err.contains("RN50x64"), "{err}");
+        let err = ClipConfig::named("ViT-SO400M-14-SigLIP").unwrap_err().to_string();
+        assert!(err.contains("ViT-SO400M-14-SigLIP") && err.contains("ViT-bigG-14") && err.contains("tiny-vit"), "{err}");
         let cases = [
             (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32,"timm_model_name":"x"},"text_cfg":{}}"#, "timm_model_name"),
             (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768},"text_cfg":{}}"#, "patch_size is required"),
