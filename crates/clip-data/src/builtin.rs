@@ -210,7 +210,7 @@ fn render(l: &SceneLabels, size: u32, rng: &mut ChaCha8Rng) -> SourceImage {
             }
         }
     }
-    SourceImage { mode: ImageMode::Rgb, width: size, height: size, pixels }
+    SourceImage { mode: ImageMode::Rgb, width: size, height: size, pixels, zero_colour: [0; 3] }
 }
 
 /// A held-out zero-shot classification task on rendered scenes.

@@ -29,6 +29,9 @@ pub enum Error {
         /// Why it failed.
         source: std::io::Error,
     },
+    /// A preprocessing configuration (open_clip's `preprocess_cfg`) that cannot be used.
+    #[error("{0}")]
+    Preprocess(String),
     /// A source specification or its index (CSV header, shard pattern, class folders) is unusable.
     #[error("{0}")]
     Source(String),

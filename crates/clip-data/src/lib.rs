@@ -2,7 +2,8 @@
 //! transforms, and a deterministic parallel [`loader`] that turns them into batches of tensors.
 //!
 //! - [`preprocess`]: CLIP's evaluation preprocessing, reproducing PIL + torchvision as open_clip and
-//!   OpenAI CLIP compose them, bit for bit on 8-bit images.
+//!   OpenAI CLIP compose them, bit for bit on 8-bit images, with the weights' mean, std,
+//!   interpolation and resize mode (open_clip's `preprocess_cfg`).
 //! - [`transform`]: open_clip's training transform (random resized crop), on the fast road: zune-jpeg
 //!   and SIMD resizing.
 //! - [`builtin`]: the procedural built-in dataset and its held-out classification tasks.
@@ -26,6 +27,6 @@ pub mod transform;
 pub use error::{Error, Result};
 pub use loader::{Batch, Batches, ImageTransform, Loader, LoaderConfig, Tail, TextMode};
 pub use position::{Position, ShardCursor, StreamPosition};
-pub use preprocess::{ImageMode, PreprocessConfig, SourceImage};
+pub use preprocess::{ImageMode, Interpolation, PreprocessConfig, ResizeMode, SourceImage};
 pub use skip::{SkipCounts, SkipReason};
 pub use source::Source;

@@ -42,7 +42,8 @@ const MIN_ITEMS_FOR_SKIP_CHECK: u64 = 256;
 pub enum ImageTransform {
     /// open_clip's training transform (random resized crop).
     Train(TrainTransform),
-    /// The exact evaluation preprocessing.
+    /// The exact evaluation preprocessing, with the weights' statistics, interpolation and resize
+    /// mode.
     Eval(PreprocessConfig),
 }
 
@@ -158,10 +159,10 @@ impl LoaderConfig {
         {
             return fail(format!("context length {context_length} leaves no room for start and end tokens"));
         }
-        if self.transform.image_size() == 0 {
-            return fail("image size must be at least 1".into());
+        match &self.transform {
+            ImageTransform::Train(train) => train.validate(),
+            ImageTransform::Eval(eval) => eval.validate(),
         }
-        Ok(())
     }
 
     fn quota(&self) -> Option<u64> {

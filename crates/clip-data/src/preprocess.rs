@@ -1,22 +1,39 @@
-//! Decoding and CLIP's evaluation transform, as OpenAI CLIP and open_clip compose it from PIL and
-//! torchvision: `Resize(size, BICUBIC)` (shorter side), `CenterCrop(size)`, `convert("RGB")`,
-//! `ToTensor`, `Normalize(mean, std)`. Note the order: PIL resizes in the image's own mode and
-//! converts to RGB only afterwards, so the mode decides how pixels are resized:
+//! Decoding and CLIP's evaluation transform, as open_clip (`image_transform(size, is_train=False,
+//! mean, std, resize_mode, interpolation)`) and OpenAI CLIP compose it from PIL and torchvision.
+//! The weights decide four settings ([`PreprocessConfig`], read from open_clip's `preprocess_cfg`):
+//! mean, std, the interpolation (bicubic or bilinear) and the resize mode:
 //!
-//! - RGB and grey (L): PIL's bicubic;
-//! - with alpha (RGBA, LA): bicubic on alpha-premultiplied values, then un-premultiplied, and the
+//! - `shortest`: `Resize(size)` (shorter side to `size`, longer `int(size · long / short)`), then
+//!   `CenterCrop(size)`;
+//! - `longest`: `ResizeKeepRatio(size, longest=1)` (longer side to `size`, both sides
+//!   `round(side / ratio)`), then `CenterCropOrPad(size, fill=0)`;
+//! - `squash`: `Resize((size, size))`, the aspect ratio given up;
+//!
+//! then `convert("RGB")`, `ToTensor`, `Normalize(mean, std)`. Note the order: PIL resizes and pads
+//! in the image's own mode and converts to RGB only afterwards, so the mode decides how pixels are
+//! resized and what the padding is:
+//!
+//! - RGB and grey (L): PIL's bicubic or bilinear;
+//! - with alpha (RGBA, LA): the same on alpha-premultiplied values, then un-premultiplied, and the
 //!   alpha dropped by the conversion;
-//! - palette (P: indexed PNG, GIF): nearest neighbour, which PIL forces for palette images.
+//! - palette (P: indexed PNG, GIF): nearest neighbour, which PIL forces for palette images whatever
+//!   the interpolation; padding is palette index 0, so it takes that entry's colour, not black.
 //!
 //! 16-bit images are reduced to their high byte, as PIL's PNG decoder does for colour images.
+//! Every (interpolation, resize mode) pair is bit-exact with open_clip 3.3.0 on the 8-bit images of
+//! `tests/fixtures` (JPEGs up to their decoder, which is not libjpeg).
 
 use std::io::Cursor;
 
 use image::{ColorType, DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
-use crate::resample::{resize_bicubic, resize_nearest};
-use crate::transform::normalise_chw;
+use crate::resample::{resize_convolution, resize_nearest};
 use crate::{Error, Result};
+
+mod config;
+
+pub(crate) use config::validate_transform;
+pub use config::{Interpolation, PreprocessConfig, ResizeMode};
 
 /// OpenAI's normalisation statistics (`clip/clip.py::_transform`).
 pub const OPENAI_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
@@ -63,6 +80,64 @@ pub struct SourceImage {
     pub height: u32,
     /// Row-major pixels, `mode`'s channels each.
     pub pixels: Vec<u8>,
+    /// The colour torchvision's zero padding shows: black, except for a palette image, where 0 is
+    /// an index and the padding takes palette entry 0's colour. Read for mode P only.
+    pub zero_colour: [u8; 3],
+}
+
+/// Palette entry 0 of an indexed PNG (its `PLTE` chunk) or a GIF's first frame (its local colour
+/// table, else the global one); black when there is none.
+fn palette_zero(bytes: &[u8], format: ImageFormat) -> [u8; 3] {
+    let entry = |at: usize| bytes.get(at..at + 3).map(|p| [p[0], p[1], p[2]]);
+    let found = match format {
+        ImageFormat::Png => {
+            let mut at = 8;
+            let mut found = None;
+            while let Some(header) = bytes.get(at..at + 8) {
+                let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+                match &header[4..8] {
+                    b"PLTE" => {
+                        found = entry(at + 8).filter(|_| len >= 3);
+                        break;
+                    }
+                    b"IDAT" | b"IEND" => break,
+                    _ => at += 12 + len,
+                }
+            }
+            found
+        }
+        ImageFormat::Gif => gif_palette_zero(bytes, entry),
+        _ => None,
+    };
+    found.unwrap_or([0; 3])
+}
+
+fn gif_palette_zero(bytes: &[u8], entry: impl Fn(usize) -> Option<[u8; 3]>) -> Option<[u8; 3]> {
+    let table_len = |packed: u8| 3usize << ((packed & 7) + 1);
+    let packed = *bytes.get(10)?;
+    let global = (packed & 0x80 != 0).then(|| entry(13)).flatten();
+    let mut at = 13 + if packed & 0x80 != 0 { table_len(packed) } else { 0 };
+    loop {
+        match *bytes.get(at)? {
+            // Extension: label, then data sub-blocks up to an empty one.
+            0x21 => {
+                at += 2;
+                loop {
+                    let len = usize::from(*bytes.get(at)?);
+                    at += 1 + len;
+                    if len == 0 {
+                        break;
+                    }
+                }
+            }
+            // Image descriptor: its packed byte says whether a local table follows.
+            0x2C => {
+                let local = *bytes.get(at + 9)?;
+                return if local & 0x80 != 0 { entry(at + 10) } else { global };
+            }
+            _ => return global,
+        }
+    }
 }
 
 /// Whether a PNG stores palette indices (PIL opens it as mode P).
@@ -94,6 +169,7 @@ impl SourceImage {
         let color = decoder.color_type();
         let image = DynamicImage::from_decoder(decoder).map_err(|e| Error::Decode(e.to_string()))?;
         let palette = format == ImageFormat::Gif || (format == ImageFormat::Png && png_is_indexed(bytes));
+        let zero_colour = if palette { palette_zero(bytes, format) } else { [0; 3] };
         let (mode, pixels) = if palette {
             (ImageMode::P, image.to_rgb8().into_raw())
         } else {
@@ -109,55 +185,66 @@ impl SourceImage {
                 _ => (ImageMode::Rgb, image.into_rgb8().into_raw()),
             }
         };
-        Ok(Self { mode, width, height, pixels })
+        Ok(Self { mode, width, height, pixels, zero_colour })
     }
 
-    /// torchvision `Resize(size)` on a PIL image: the shorter side becomes `size`, the longer
-    /// `int(size · long / short)`, resized in the image's own mode.
-    pub fn resize_shorter(&self, size: u32) -> Self {
-        let (w, h) = (self.width as u64, self.height as u64);
-        let size64 = u64::from(size);
-        let (out_w, out_h) = if w <= h {
-            (size64, (size as f64 * h as f64 / w as f64) as u64)
-        } else {
-            ((size as f64 * w as f64 / h as f64) as u64, size64)
-        };
-        let (out_w, out_h) = (out_w.max(1) as usize, out_h.max(1) as usize);
-        let (w, h, c) = (self.width as usize, self.height as usize, self.mode.channels());
+    /// PIL's `Image.resize((width, height), interpolation)` on the whole image, in its own mode
+    /// (nearest neighbour for palette images, premultiplied alpha for LA and RGBA). Sides are at
+    /// least 1.
+    pub fn resize(&self, width: u32, height: u32, interpolation: Interpolation) -> Self {
+        let (out_w, out_h) = (width.max(1), height.max(1));
+        if (out_w, out_h) == (self.width, self.height) {
+            return self.clone();
+        }
+        let (from, to) = ((self.width as usize, self.height as usize), (out_w as usize, out_h as usize));
+        let c = self.mode.channels();
+        let filter = interpolation.filter();
         let pixels = match self.mode {
-            ImageMode::P => resize_nearest(&self.pixels, w, h, c, out_w, out_h),
-            ImageMode::L | ImageMode::Rgb => resize_bicubic(&self.pixels, w, h, c, out_w, out_h),
+            ImageMode::P => resize_nearest(&self.pixels, from, c, to, &self.zero_colour),
+            ImageMode::L | ImageMode::Rgb => resize_convolution(&self.pixels, from, c, to, filter),
             ImageMode::La | ImageMode::Rgba => {
                 let premultiplied = premultiply(&self.pixels, c);
-                unpremultiply(&resize_bicubic(&premultiplied, w, h, c, out_w, out_h), c)
+                unpremultiply(&resize_convolution(&premultiplied, from, c, to, filter), c)
             }
         };
-        Self { mode: self.mode, width: out_w as u32, height: out_h as u32, pixels }
+        Self { mode: self.mode, width: out_w, height: out_h, pixels, zero_colour: self.zero_colour }
     }
 
-    /// torchvision `CenterCrop(size)`: offsets `round((dim - size) / 2)` with Python's
-    /// round-half-to-even; zero padding where the image is smaller.
+    /// torchvision `Resize(size)` on a PIL image, bicubic: the shorter side becomes `size`, the
+    /// longer `int(size · long / short)`, resized in the image's own mode.
+    pub fn resize_shorter(&self, size: u32) -> Self {
+        let (w, h) = ResizeMode::Shortest.resized(self.width, self.height, size);
+        self.resize(w, h, Interpolation::Bicubic)
+    }
+
+    /// torchvision `CenterCrop(size)`, which is also open_clip's `CenterCropOrPad(size, fill=0)`:
+    /// where the image is smaller, zero padding first (`(size - dim) // 2` before, the rest
+    /// after), then offsets `round((dim - size) / 2)` with Python's round-half-to-even.
     pub fn center_crop(&self, size: u32) -> Self {
         let c = self.mode.channels();
-        let offset = |dim: u32| -> i64 { round_half_even((i64::from(dim) - i64::from(size)) as f64 / 2.0) };
-        let (top, left) = (offset(self.height), offset(self.width));
-        let mut pixels = vec![0u8; size as usize * size as usize * c];
-        for y in 0..size as i64 {
+        // The padded side, and where the original starts in it.
+        let pad = |dim: u32| if size > dim { (size, i64::from((size - dim) / 2)) } else { (dim, 0) };
+        let offset = |padded: u32| round_half_even((f64::from(padded) - f64::from(size)) / 2.0);
+        let ((padded_h, pad_top), (padded_w, pad_left)) = (pad(self.height), pad(self.width));
+        let (top, left) = (offset(padded_h) - pad_top, offset(padded_w) - pad_left);
+        let zero = if self.mode == ImageMode::P { self.zero_colour.to_vec() } else { vec![0; c] };
+        let (w, h, side) = (i64::from(self.width), i64::from(self.height), i64::from(size));
+        // Output columns [x0, x1) come from the image, the rest is padding.
+        let (x0, x1) = ((-left).clamp(0, side), (w - left).clamp(0, side));
+        let mut pixels = Vec::with_capacity(size as usize * size as usize * c);
+        let pad = |pixels: &mut Vec<u8>, n: i64| (0..n).for_each(|_| pixels.extend_from_slice(&zero));
+        for y in 0..side {
             let sy = y + top;
-            if sy < 0 || sy >= i64::from(self.height) {
+            if !(0..h).contains(&sy) || x0 >= x1 {
+                pad(&mut pixels, side);
                 continue;
             }
-            for x in 0..size as i64 {
-                let sx = x + left;
-                if sx < 0 || sx >= i64::from(self.width) {
-                    continue;
-                }
-                let src = (sy as usize * self.width as usize + sx as usize) * c;
-                let dst = (y as usize * size as usize + x as usize) * c;
-                pixels[dst..dst + c].copy_from_slice(&self.pixels[src..src + c]);
-            }
+            pad(&mut pixels, x0);
+            let row = sy as usize * self.width as usize;
+            pixels.extend_from_slice(&self.pixels[(row + (x0 + left) as usize) * c..(row + (x1 + left) as usize) * c]);
+            pad(&mut pixels, side - x1);
         }
-        Self { mode: self.mode, width: size, height: size, pixels }
+        Self { mode: self.mode, width: size, height: size, pixels, zero_colour: self.zero_colour }
     }
 
     /// PIL's `convert("RGB")`: grey replicated, alpha dropped.
@@ -180,7 +267,7 @@ fn high_bytes(values: &[u16]) -> Vec<u8> {
     values.iter().map(|&v| (v >> 8) as u8).collect()
 }
 
-fn round_half_even(x: f64) -> i64 {
+pub(crate) fn round_half_even(x: f64) -> i64 {
     let r = x.round();
     if (x - x.trunc()).abs() == 0.5 && r % 2.0 != 0.0 { (r - x.signum()) as i64 } else { r as i64 }
 }
@@ -215,34 +302,6 @@ fn unpremultiply(pixels: &[u8], channels: usize) -> Vec<u8> {
         }
     }
     out
-}
-
-/// The evaluation transform's parameters (they belong to the weights, not the architecture).
-#[derive(Debug, Clone, PartialEq)]
-pub struct PreprocessConfig {
-    /// Output side.
-    pub image_size: u32,
-    /// Per-channel mean, subtracted after scaling to [0, 1].
-    pub mean: [f32; 3],
-    /// Per-channel standard deviation.
-    pub std: [f32; 3],
-}
-
-impl PreprocessConfig {
-    /// OpenAI's statistics at `image_size`.
-    pub fn openai(image_size: u32) -> Self {
-        Self { image_size, mean: OPENAI_MEAN, std: OPENAI_STD }
-    }
-
-    /// Resize, crop, RGB: the 8-bit image `ToTensor` would see, `[size, size, 3]` row-major.
-    pub fn rgb_u8(&self, image: &SourceImage) -> Vec<u8> {
-        image.resize_shorter(self.image_size).center_crop(self.image_size).to_rgb()
-    }
-
-    /// The model's input: `[3, size, size]` (channel-major) normalised floats.
-    pub fn apply(&self, image: &SourceImage) -> Vec<f32> {
-        normalise_chw(&self.rgb_u8(image), &self.mean, &self.std)
-    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //! `Normalize`. Unlike the evaluation transform it needs no bit-parity with PIL (the crop is random
 //! anyway), so it takes the fast road: JPEGs decoded by zune-jpeg straight to RGB, and the crop and
 //! resize done in one pass by `fast_image_resize`'s SIMD convolution with PIL's bicubic kernel
-//! (Catmull-Rom, support widened when shrinking, as PIL does).
+//! (Catmull-Rom, support widened when shrinking, as PIL does). open_clip always crops bicubic here,
+//! whatever the weights' interpolation; only their mean and std carry over
+//! ([`TrainTransform::with_stats`]).
 
 use std::cell::RefCell;
 
@@ -15,7 +17,7 @@ use zune_core::colorspace::ColorSpace;
 use zune_core::options::DecoderOptions;
 use zune_jpeg::JpegDecoder;
 
-use crate::preprocess::{MAX_PIXELS, OPENAI_MEAN, OPENAI_STD, SourceImage, contain_panics};
+use crate::preprocess::{MAX_PIXELS, OPENAI_MEAN, OPENAI_STD, SourceImage, contain_panics, validate_transform};
 use crate::{Error, Result};
 
 /// An 8-bit RGB image, row-major.
@@ -122,7 +124,19 @@ thread_local! {
 impl TrainTransform {
     /// open_clip's training transform at `image_size`, OpenAI's statistics.
     pub fn open_clip(image_size: u32) -> Self {
-        Self { image_size, scale: (0.9, 1.0), ratio: (3.0 / 4.0, 4.0 / 3.0), mean: OPENAI_MEAN, std: OPENAI_STD }
+        Self::with_stats(image_size, OPENAI_MEAN, OPENAI_STD)
+    }
+
+    /// open_clip's training transform at `image_size` with the weights' statistics (a
+    /// [`PreprocessConfig`](crate::PreprocessConfig)'s `mean` and `std`, as open_clip's training
+    /// transform takes them from the pretrained tag).
+    pub fn with_stats(image_size: u32, mean: [f32; 3], std: [f32; 3]) -> Self {
+        Self { image_size, scale: (0.9, 1.0), ratio: (3.0 / 4.0, 4.0 / 3.0), mean, std }
+    }
+
+    /// Checks the size is at least 1 and the statistics usable (finite, std above 0).
+    pub fn validate(&self) -> Result<()> {
+        validate_transform(self.image_size, &self.mean, &self.std)
     }
 
     /// torchvision's `RandomResizedCrop.get_params`: ten tries at a random area and log-uniform

@@ -56,7 +56,7 @@ impl ArraySource {
                     .collect(),
             ),
         };
-        SourceImage { mode, width: self.side, height: self.side, pixels }
+        SourceImage { mode, width: self.side, height: self.side, pixels, zero_colour: [0; 3] }
     }
 }
 
