@@ -5,6 +5,7 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rerun-if-changed=csrc/autocast.cpp");
     println!("cargo:rerun-if-changed=csrc/jit.cpp");
+    println!("cargo:rerun-if-changed=csrc/zip.cpp");
     // torch-sys (links = "tch") exports its lib dir to direct dependents as DEP_TCH_LIBTORCH_LIB.
     let lib = PathBuf::from(
         std::env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys did not report libtorch's lib dir"),
@@ -20,5 +21,6 @@ fn main() {
         .warnings(false)
         .file("csrc/autocast.cpp")
         .file("csrc/jit.cpp")
+        .file("csrc/zip.cpp")
         .compile("clip_tensor_shim");
 }

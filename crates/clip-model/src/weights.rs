@@ -1,20 +1,30 @@
-//! Released weights in any of the three layouts people have, turned into open_clip's (= OpenAI's)
-//! key layout and loaded strictly:
+//! Released weights in any of the layouts people have, turned into open_clip's (= OpenAI's) key
+//! layout and loaded strictly:
 //!
 //! - open_clip / OpenAI-layout safetensors (`open_clip_model.safetensors`);
 //! - OpenAI's TorchScript `.pt` archives, BatchNorm statistics and fp16 tensors included (cast to
 //!   the model's dtype on load); OpenAI's weights always use QuickGELU;
 //! - Hugging Face `CLIPModel` safetensors (`model.safetensors`), whose separate q/k/v projections
-//!   are fused into `in_proj_weight` and whose projections are stored transposed.
+//!   are fused into `in_proj_weight` and whose projections are stored transposed;
+//! - `torch.save` files, zip or legacy (`open_clip_pytorch_model.bin`, Hugging Face's
+//!   `pytorch_model.bin`, open_clip_train's `epoch_N.pt`), in either key layout, read by
+//!   clip-tensor's restricted unpickler (torch's `weights_only` allow-list); nothing in them is
+//!   executed. A training checkpoint's `state_dict` is taken and the rest (optimizer, scaler,
+//!   epoch) ignored; DDP's `module.` prefixes are dropped.
 //!
-//! Pickled PyTorch checkpoints (`.bin`, `torch.save`) are refused: unpickling can run code.
+//! The format is told from the bytes: safetensors by their header; a zip is TorchScript when it
+//! has `constants.pkl` or `code/`, torch.save when it has `data.pkl` without them; a pickle
+//! (`0x80`, protocol 2–5) is a legacy torch.save file, whose first pickle must be torch's magic
+//! number.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+use clip_tensor::pickle::Value;
 use clip_tensor::safetensors::{load_strict_from, read_safetensors};
+use clip_tensor::torch_save::{TorchSave, archive_records};
 use clip_tensor::torchscript::read_torchscript;
 use tch::Tensor;
 use tch::nn::VarStore;
@@ -31,6 +41,9 @@ pub enum WeightsFormat {
     HuggingFace,
     /// An OpenAI TorchScript archive.
     TorchScript,
+    /// A `torch.save` file (zip or legacy), in open_clip's or Hugging Face's key layout: a state
+    /// dict, or a training checkpoint holding one.
+    TorchSave,
 }
 
 impl WeightsFormat {
@@ -40,11 +53,13 @@ impl WeightsFormat {
     }
 }
 
-/// Tells the format from the file's bytes (not its name): the first few, and for safetensors the
-/// key names in the header; tensor data is not read.
+/// Tells the format from the file's bytes (not its name): the first few, for a zip its record
+/// names, and for safetensors the key names in the header; nothing is unpickled and tensor data
+/// is not read.
 pub fn detect_format(path: &Path) -> Result<WeightsFormat> {
     match sniff(path)? {
-        Container::Zip => Ok(WeightsFormat::TorchScript),
+        Container::Zip => Ok(zip_format(path)),
+        Container::Pickle => Ok(WeightsFormat::TorchSave),
         Container::Safetensors => {
             let keys = match safetensors_keys(path) {
                 Some(keys) => keys,
@@ -59,6 +74,7 @@ pub fn detect_format(path: &Path) -> Result<WeightsFormat> {
 /// What holds the tensors.
 enum Container {
     Zip,
+    Pickle,
     Safetensors,
 }
 
@@ -72,16 +88,12 @@ fn sniff(path: &Path) -> Result<Container> {
         return Ok(Container::Safetensors);
     }
     if head.starts_with(b"PK\x03\x04") {
-        // A zip: TorchScript archives and torch.save checkpoints share it; only the former load.
+        // A zip: TorchScript archives and torch.save checkpoints share it.
         return Ok(Container::Zip);
     }
     if head.first() == Some(&0x80) && head.get(1).is_some_and(|p| (2..=5).contains(p)) {
-        return Err(Error::Config(format!(
-            "{}: a pickled PyTorch checkpoint; clip-rs does not unpickle (it can run code): convert it to \
-             safetensors in Python, e.g. safetensors.torch.save_file(torch.load(f, weights_only=True), \
-             'model.safetensors')",
-            path.display()
-        )));
+        // A pickle: a legacy torch.save file (or a bare pickle, which the reader refuses).
+        return Ok(Container::Pickle);
     }
     // Anything else: the safetensors reader names the problem.
     Ok(Container::Safetensors)
@@ -99,6 +111,20 @@ fn safetensors_keys(path: &Path) -> Option<Vec<String>> {
     Some(map.into_iter().map(|(k, _)| k).filter(|k| k != "__metadata__").collect())
 }
 
+/// TorchScript archives hold their code and constants; torch.save zips only `data.pkl` and the
+/// storages. A zip libtorch cannot list goes to the TorchScript reader, which says what is wrong.
+fn zip_format(path: &Path) -> WeightsFormat {
+    match archive_records(path) {
+        Ok(records)
+            if records.iter().any(|r| r == "data.pkl")
+                && !records.iter().any(|r| r == "constants.pkl" || r.starts_with("code/")) =>
+        {
+            WeightsFormat::TorchSave
+        }
+        _ => WeightsFormat::TorchScript,
+    }
+}
+
 fn layout_of<'a>(mut keys: impl Iterator<Item = &'a str>) -> WeightsFormat {
     if keys.any(|k| k.starts_with("vision_model.") || k.starts_with("text_model.")) {
         WeightsFormat::HuggingFace
@@ -110,14 +136,10 @@ fn layout_of<'a>(mut keys: impl Iterator<Item = &'a str>) -> WeightsFormat {
 /// Every tensor of a weights file, under open_clip's key names, on the CPU.
 pub fn read_weights(path: &Path) -> Result<(WeightsFormat, Vec<(String, Tensor)>)> {
     match sniff(path)? {
-        Container::Zip => {
-            let tensors = read_torchscript(path).map_err(|e| {
-                Error::Config(format!(
-                    "{e} (a zip that is not TorchScript is usually a pickled torch.save checkpoint, which clip-rs does not read)"
-                ))
-            })?;
-            Ok((WeightsFormat::TorchScript, from_torchscript(tensors)))
+        Container::Zip if zip_format(path) == WeightsFormat::TorchScript => {
+            Ok((WeightsFormat::TorchScript, from_torchscript(read_torchscript(path)?)))
         }
+        Container::Zip | Container::Pickle => Ok((WeightsFormat::TorchSave, read_torch_save(path)?)),
         Container::Safetensors => {
             let tensors = read_safetensors(path)?;
             match layout_of(tensors.iter().map(|(k, _)| k.as_str())) {
@@ -134,6 +156,39 @@ pub fn load_weights(vs: &VarStore, path: &Path) -> Result<WeightsFormat> {
     let (format, tensors) = read_weights(path)?;
     load_strict_from(vs, tensors, path)?;
     Ok(format)
+}
+
+/// The state dict of a torch.save file, under open_clip's names.
+fn read_torch_save(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    let file = TorchSave::open(path)?;
+    let dict = state_dict_of(file.root()).ok_or_else(|| {
+        let keys: Vec<String> = match file.root() {
+            Value::Dict(items) => items.iter().map(|(k, _)| k.as_str().map_or_else(|| k.kind().to_owned(), |k| format!("{k:?}"))).collect(),
+            _ => Vec::new(),
+        };
+        Error::Config(format!(
+            "{}: a torch.save file holding {} [{}], with no state dict (a dict of tensors, or one under \
+             \"state_dict\", \"model\" or \"module\")",
+            path.display(),
+            file.root().kind(),
+            keys.join(", ")
+        ))
+    })?;
+    let tensors = strip_module_prefix(file.tensors(dict)?);
+    match layout_of(tensors.iter().map(|(k, _)| k.as_str())) {
+        WeightsFormat::HuggingFace => from_hugging_face(tensors),
+        _ => Ok(tensors),
+    }
+}
+
+/// A dict whose values are all tensors is a state dict; a training checkpoint (open_clip_train's
+/// `epoch_N.pt`, and others') keeps one under `state_dict`, `model` or `module`.
+fn state_dict_of(root: &Value) -> Option<&Value> {
+    let is_state_dict = |v: &Value| matches!(v, Value::Dict(items) if items.iter().all(|(_, t)| matches!(t, Value::Tensor(_))));
+    if is_state_dict(root) {
+        return Some(root);
+    }
+    ["state_dict", "model", "module"].into_iter().filter_map(|key| root.get(key)).find(|v| is_state_dict(v))
 }
 
 /// DDP-wrapped checkpoints prefix every key with `module.`.

@@ -2,4 +2,4 @@
 
 mod parity; // tiny models of both families give open_clip's features from the same weights
 mod shapes; // every preset builds with the checkpoint's key layout and output shapes
-mod formats; // OpenAI TorchScript and Hugging Face files load to the same features; bad files are clear errors
+mod formats; // TorchScript, Hugging Face and torch.save files load to the same features; pickled payloads and bad files are clear errors

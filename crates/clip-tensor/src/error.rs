@@ -61,6 +61,23 @@ pub enum Error {
         /// libtorch's message.
         message: String,
     },
+    /// A pickle the restricted unpickler refused or could not read: a global outside torch's
+    /// `weights_only` allow-list (named in the message), a truncated or malformed stream…
+    #[error("unpickling stopped at byte {offset}: {message}")]
+    Pickle {
+        /// Where the offending opcode starts.
+        offset: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file that is not a readable torch.save checkpoint.
+    #[error("{}: not a readable torch.save file: {message}", path.display())]
+    TorchSave {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong (an unpickling error included).
+        message: String,
+    },
     /// Weights whose keys or shapes do not match the model; every problem is listed.
     #[error("{}: weights do not fit the model: {report}", path.display())]
     Keys {

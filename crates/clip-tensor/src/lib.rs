@@ -9,6 +9,10 @@
 //!   saving through [`atomic`], which never leaves a half-written file where a good one was.
 //!
 //! - [`torchscript`]: the parameters and buffers of TorchScript archives (OpenAI's `.pt` files).
+//! - [`torch_save`]: `torch.save` files (zip and legacy) read without Python: [`pickle`] is a
+//!   restricted unpickler following torch's `weights_only` allow-list, a pure data interpreter that
+//!   never runs anything and refuses every other global by name; tensors are rebuilt from the
+//!   storages with their offsets and strides, every size checked against the file.
 //! - [`alloc`]: the allocator settings that binaries moving large tensors start with.
 //!
 //! Nothing here prints; errors are values of [`Error`].
@@ -17,9 +21,11 @@ pub mod alloc;
 pub mod atomic;
 pub mod device;
 mod error;
+pub mod pickle;
 pub mod precision;
 pub mod safetensors;
 pub mod seed;
+pub mod torch_save;
 pub mod torchscript;
 
 pub use error::{Error, Result};

@@ -5,3 +5,4 @@ mod device; // device strings and loud CUDA failures
 mod precision; // autocast regions switch dtype and restore state
 mod safetensors; // strict loading reports every key problem; round trips
 mod seed; // one call makes random ops repeat
+mod torch_save; // torch.save files: views rebuilt, payloads refused by name, bad files clear errors
