@@ -21,6 +21,9 @@ pub enum Interpolation {
 }
 
 impl Interpolation {
+    /// Every interpolation, in open_clip's order.
+    pub const ALL: [Self; 2] = [Self::Bicubic, Self::Bilinear];
+
     /// open_clip's name for it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -34,24 +37,6 @@ impl Interpolation {
             Self::Bicubic => Filter::Bicubic,
             Self::Bilinear => Filter::Bilinear,
         }
-    }
-}
-
-impl std::str::FromStr for Interpolation {
-    type Err = Error;
-
-    fn from_str(name: &str) -> Result<Self> {
-        match name {
-            "bicubic" => Ok(Self::Bicubic),
-            "bilinear" => Ok(Self::Bilinear),
-            _ => Err(Error::Preprocess(format!("unknown interpolation {name:?} (expected \"bicubic\" or \"bilinear\")"))),
-        }
-    }
-}
-
-impl std::fmt::Display for Interpolation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -70,6 +55,9 @@ pub enum ResizeMode {
 }
 
 impl ResizeMode {
+    /// Every resize mode, in open_clip's order.
+    pub const ALL: [Self; 3] = [Self::Shortest, Self::Longest, Self::Squash];
+
     /// open_clip's name for it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -99,26 +87,31 @@ impl ResizeMode {
     }
 }
 
-impl std::str::FromStr for ResizeMode {
-    type Err = Error;
+/// `FromStr` by open_clip's names (an unknown one is an error naming it and the known ones) and
+/// `Display` as them, for an enum with `ALL` and `as_str`.
+macro_rules! open_clip_names {
+    ($ty:ty, $what:literal) => {
+        impl std::str::FromStr for $ty {
+            type Err = Error;
 
-    fn from_str(name: &str) -> Result<Self> {
-        match name {
-            "shortest" => Ok(Self::Shortest),
-            "longest" => Ok(Self::Longest),
-            "squash" => Ok(Self::Squash),
-            _ => Err(Error::Preprocess(format!(
-                "unknown resize mode {name:?} (expected \"shortest\", \"longest\" or \"squash\")"
-            ))),
+            fn from_str(name: &str) -> Result<Self> {
+                Self::ALL.into_iter().find(|v| v.as_str() == name).ok_or_else(|| {
+                    let known: Vec<String> = Self::ALL.iter().map(|v| format!("{:?}", v.as_str())).collect();
+                    Error::Preprocess(format!("unknown {} {name:?} (expected one of {})", $what, known.join(", ")))
+                })
+            }
         }
-    }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
 }
 
-impl std::fmt::Display for ResizeMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+open_clip_names!(Interpolation, "interpolation");
+open_clip_names!(ResizeMode, "resize mode");
 
 /// The evaluation transform's parameters. All but the size belong to the weights, not the
 /// architecture: open_clip keeps them with the pretrained tag (`preprocess_cfg`).
