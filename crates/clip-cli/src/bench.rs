@@ -1,6 +1,7 @@
 //! `clip bench-zeroshot` and `clip bench-linear-probe`: the paper's protocol over the built-in
-//! tasks, registry datasets found under the data root, and custom folders; progress on stderr,
-//! the table on stdout, `results.json`, `results.md` and `results.csv` in the output folder.
+//! tasks, registry datasets found under the data root or fetched from the hub, and custom folders;
+//! progress on stderr, the table on stdout, `results.json`, `results.md` and `results.csv` in the
+//! output folder, and under `clip_benchmark/` one file per set in CLIP_benchmark's format.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -88,7 +89,9 @@ fn newest_checkpoint(runs: &Path) -> Result<ModelSpec> {
         }
     }
     match best {
-        Some((_, config, weights)) => Ok(ModelSpec { model: None, model_config: Some(config), weights: Some(weights) }),
+        Some((_, config, weights)) => {
+            Ok(ModelSpec { model: None, pretrained: None, model_config: Some(config), weights: Some(weights), offline: false })
+        }
         None => bail!(
             "no checkpoint under {}: train one with `cargo xtask train`, or name a model (--model or --model-config) and --weights",
             runs.display()
@@ -137,10 +140,40 @@ impl Bar {
     }
 }
 
+/// Datasets named on the command line but not under the data root, fetched from the hub into the
+/// cache (registry names from their CLIP_benchmark repo, `hf-hub:ORG/NAME` as given) and added to
+/// `targets`. What is left is returned: names that are neither, or that failed (said on stderr).
+fn fetch_missing(missing: Vec<String>, targets: &mut Vec<Target>, named: &[String], splits: &[&str], offline: bool, who: &'static str) -> Result<Vec<String>> {
+    if named.is_empty() {
+        return Ok(missing); // The default run lists what is absent; it never downloads all 27 sets.
+    }
+    let hub = crate::hub::hub(offline);
+    let mut downloads = crate::hub::Downloads::new(who);
+    let mut left = Vec::new();
+    for name in missing {
+        let Ok(id) = crate::pretrained::dataset_repo(&name) else {
+            left.push(name);
+            continue;
+        };
+        match clip_eval::fetch::fetch_dataset(&hub, &id, splits, &mut |p| downloads.event(p)) {
+            Ok(dir) => targets.push(match clip_eval::registry::find(&name).or_else(|| clip_eval::registry::find_hub_repo(&id)) {
+                Some(info) => Target::Registry(info, dir),
+                None if clip_data::source::benchmark_dataset_type(&dir) == "retrieval" => Target::Retrieval(dir),
+                None => Target::Custom(dir),
+            }),
+            Err(e) => {
+                eprintln!("{who}: {name}: {e}");
+                left.push(name);
+            }
+        }
+    }
+    Ok(left)
+}
+
 /// What identifies the weights for the classifier cache: the file, its size and modification time,
 /// and the architecture.
-fn weights_id(spec: &ModelSpec, model: &ClipModel) -> String {
-    let file = spec.weights.as_deref().map(|w| {
+fn weights_id(weights: Option<&Path>, model: &ClipModel) -> String {
+    let file = weights.map(|w| {
         let meta = std::fs::metadata(w).ok();
         let modified = meta.as_ref().and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
         format!("{}|{:?}|{:?}", std::fs::canonicalize(w).unwrap_or_else(|_| w.to_path_buf()).display(), meta.map(|m| m.len()), modified)
@@ -159,26 +192,30 @@ pub(crate) fn run(options: Options) -> Result<()> {
     };
     let unnamed = options.spec.model.is_none() && options.spec.model_config.is_none();
     let spec = if unnamed && options.spec.weights.is_none() { newest_checkpoint(&options.runs)? } else { options.spec.clone() };
-    if spec.weights.is_none() {
-        bail!("no --weights given: benchmarks of random weights mean nothing");
-    }
     let device = options.device.resolve()?;
-    let (_vs, model) = spec.build(device, false, who)?;
+    let loaded = spec.load(device, false, who)?;
+    let model = &loaded.model;
     let name = spec.name();
-    let weights = spec.weights.as_ref().map(|w| w.display().to_string()).unwrap_or_default();
+    let weights = spec.weights_name(&loaded);
     eprintln!("{who}: {name} with weights {weights}, data root {}", options.data_root.display());
-    let (targets, missing) = resolve(&options.data_root, &options.datasets);
-    let classifier_cache = Some(ClassifierCache { dir: options.out.join("classifiers"), weights_id: weights_id(&spec, &model) });
-    let run = RunOptions { batch_size: options.batch_size, threads: options.threads, device, precision: options.precision, classifier_cache };
+    let (mut targets, missing) = resolve(&options.data_root, &options.datasets);
+    let splits: &[&str] = match options.task {
+        Task::ZeroShot => &["test"],
+        Task::LinearProbe(_) => &["train", "test"],
+    };
+    let missing = fetch_missing(missing, &mut targets, &options.datasets, splits, spec.offline, who)?;
+    let classifier_cache = Some(ClassifierCache { dir: options.out.join("classifiers"), weights_id: weights_id(loaded.weights.as_deref(), model) });
+    let preprocess = Some(loaded.preprocess.clone());
+    let run = RunOptions { batch_size: options.batch_size, threads: options.threads, device, precision: options.precision, classifier_cache, preprocess };
     let mut bar = Bar { what: String::new(), total: None, shown: 0, tty: std::io::stderr().is_terminal() };
     let mut report = Report { model: name.clone(), weights, results: Vec::new(), missing, failed: Vec::new() };
     for target in &targets {
         let outcome = match &options.task {
-            Task::ZeroShot => zeroshot(&model, &name, target, &run, &mut |e| bar.event(e)),
+            Task::ZeroShot => zeroshot(model, &name, target, &run, &mut |e| bar.event(e)),
             Task::LinearProbe(task) => match target {
                 // Held-out draws or captions only: nothing to train a probe on.
                 Target::Builtin(_) | Target::Retrieval(_) => continue,
-                _ => probe(&model, &name, target, task, &run, &mut bar),
+                _ => probe(model, &name, target, task, &run, &mut bar),
             },
         };
         bar.finish();
@@ -195,6 +232,12 @@ pub(crate) fn run(options: Options) -> Result<()> {
     let markdown = report.markdown();
     write(&options.out.join("results.md"), &markdown)?;
     write(&options.out.join("results.csv"), &report.csv())?;
+    // One file per set in CLIP_benchmark's own format, for `clip_benchmark build` to merge.
+    let theirs = options.out.join("clip_benchmark");
+    std::fs::create_dir_all(&theirs).with_context(|| format!("creating {}", theirs.display()))?;
+    for (file, json) in report.clip_benchmark_files(&name, &report.weights) {
+        write(&theirs.join(file), &json)?;
+    }
     println!("{markdown}");
     eprintln!("{who}: results in {}", options.out.display());
     Ok(())

@@ -26,15 +26,27 @@ pub(crate) enum Input {
     Texts(PathBuf),
 }
 
+/// How to run the model over inputs (`clip embed`, `clip classify`).
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct RunArgs {
+    /// Inputs per forward pass.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) batch_size: usize,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub(crate) device: DeviceSpec,
+    /// fp32, or bf16/fp16 autocast.
+    #[arg(long, default_value = "fp32")]
+    pub(crate) precision: Precision,
+}
+
 /// `clip embed`'s options.
 pub(crate) struct Options {
     pub(crate) spec: ModelSpec,
     pub(crate) random_init: bool,
     pub(crate) input: Input,
     pub(crate) out: PathBuf,
-    pub(crate) batch_size: usize,
-    pub(crate) device: DeviceSpec,
-    pub(crate) precision: Precision,
+    pub(crate) run: RunArgs,
 }
 
 const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif"];
@@ -67,17 +79,18 @@ impl Progress {
 }
 
 pub(crate) fn run(options: &Options) -> Result<()> {
-    if options.batch_size == 0 {
+    if options.run.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    let device = options.device.resolve()?;
-    let (_vs, model) = options.spec.build(device, options.random_init, "clip embed")?;
+    let device = options.run.device.resolve()?;
+    let loaded = options.spec.load(device, options.random_init, "clip embed")?;
+    let model = &loaded.model;
     let _guard = tch::no_grad_guard();
-    let encode = Encoder { model: &model, device, precision: options.precision };
+    let encode = Encoder { model, device, precision: options.run.precision };
     let (rows, names) = match &options.input {
-        Input::Texts(path) => (embed_texts(&encode, path, options.batch_size)?, None),
+        Input::Texts(path) => (embed_texts(&encode, path, options.run.batch_size)?, None),
         Input::Images(dir) => {
-            let (rows, names) = embed_images(&encode, dir, options.batch_size)?;
+            let (rows, names) = embed_images(&encode, &loaded.preprocess, dir, options.run.batch_size)?;
             (rows, Some(names))
         }
     };
@@ -94,13 +107,57 @@ pub(crate) fn run(options: &Options) -> Result<()> {
 }
 
 /// The model on its device, run at the requested precision (autocast for bf16/fp16).
-struct Encoder<'a> {
-    model: &'a ClipModel,
-    device: Device,
-    precision: Precision,
+pub(crate) struct Encoder<'a> {
+    pub(crate) model: &'a ClipModel,
+    pub(crate) device: Device,
+    pub(crate) precision: Precision,
 }
 
 impl Encoder<'_> {
+    /// Normalised image rows of `files` (decoded on the rayon pool), and the files they are of:
+    /// a file that cannot be read is skipped with a warning.
+    pub(crate) fn images<'p>(&self, preprocess: &PreprocessConfig, files: &'p [PathBuf], batch_size: usize, who: &str) -> Result<(Vec<f32>, Vec<&'p PathBuf>)> {
+        let size = preprocess.image_size;
+        let mut progress = Progress { what: "embedding images", total: files.len(), done: 0, tty: std::io::stderr().is_terminal() };
+        let (mut rows, mut kept, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+        for chunk in files.chunks(batch_size) {
+            let decoded: Vec<(&PathBuf, Result<Vec<f32>, String>)> = chunk
+                .par_iter()
+                .map(|path| {
+                    let pixels = std::fs::read(path)
+                        .map_err(|e| e.to_string())
+                        .and_then(|bytes| SourceImage::decode(&bytes).map_err(|e| e.to_string()))
+                        .map(|image| preprocess.apply(&image));
+                    (path, pixels)
+                })
+                .collect();
+            let mut batch = Vec::new();
+            for (path, pixels) in decoded {
+                match pixels {
+                    Ok(p) => {
+                        batch.extend(p);
+                        kept.push(path);
+                    }
+                    Err(reason) => {
+                        eprintln!("\n{who}: warning: skipping {}: {reason}", path.display());
+                        skipped.push(path.display().to_string());
+                    }
+                }
+            }
+            let n = batch.len() / (3 * size as usize * size as usize);
+            if n > 0 {
+                let images = Tensor::from_slice(&batch).view([n as i64, 3, i64::from(size), i64::from(size)]);
+                rows.extend(self.rows(&images, true)?);
+            }
+            progress.advance(chunk.len());
+        }
+        progress.finish();
+        if !skipped.is_empty() {
+            eprintln!("{who}: skipped {} of {} files that could not be read: {}", skipped.len(), files.len(), skipped.join(", "));
+        }
+        Ok((rows, kept))
+    }
+
     /// Normalised rows, as float32 on the CPU.
     fn rows(&self, input: &Tensor, image: bool) -> Result<Vec<f32>> {
         let input = input.to_device(self.device);
@@ -138,57 +195,24 @@ fn embed_texts(encode: &Encoder<'_>, path: &Path, batch_size: usize) -> Result<V
     Ok(rows)
 }
 
-fn embed_images(encode: &Encoder<'_>, dir: &Path, batch_size: usize) -> Result<(Vec<f32>, Vec<String>)> {
-    let model = encode.model;
+/// Every image file directly in `dir`, in byte order of file name (not locale order).
+pub(crate) fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading folder {}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|p| p.is_file())
         .filter(|p| p.extension().is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str())))
         .collect();
-    // Byte order of file names, not locale order.
     files.sort_by(|a, b| a.file_name().map(|n| n.as_encoded_bytes().to_vec()).cmp(&b.file_name().map(|n| n.as_encoded_bytes().to_vec())));
-    let size = model.config.vision.image_size() as u32;
-    let preprocess = PreprocessConfig::openai(size);
-    let mut progress = Progress { what: "embedding images", total: files.len(), done: 0, tty: std::io::stderr().is_terminal() };
-    let (mut rows, mut names, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
-    for chunk in files.chunks(batch_size) {
-        let decoded: Vec<(&PathBuf, Result<Vec<f32>, String>)> = chunk
-            .par_iter()
-            .map(|path| {
-                let pixels = std::fs::read(path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|bytes| SourceImage::decode(&bytes).map_err(|e| e.to_string()))
-                    .map(|image| preprocess.apply(&image));
-                (path, pixels)
-            })
-            .collect();
-        let mut batch = Vec::new();
-        for (path, pixels) in decoded {
-            match pixels {
-                Ok(p) => {
-                    batch.extend(p);
-                    names.push(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-                }
-                Err(reason) => {
-                    eprintln!("\nclip embed: warning: skipping {}: {reason}", path.display());
-                    skipped.push(path.display().to_string());
-                }
-            }
-        }
-        let n = batch.len() / (3 * size as usize * size as usize);
-        if n > 0 {
-            let images = Tensor::from_slice(&batch).view([n as i64, 3, i64::from(size), i64::from(size)]);
-            rows.extend(encode.rows(&images, true)?);
-        }
-        progress.advance(chunk.len());
-    }
-    progress.finish();
-    if !skipped.is_empty() {
-        eprintln!("clip embed: skipped {} of {} files that could not be read: {}", skipped.len(), files.len(), skipped.join(", "));
-    }
-    if names.is_empty() {
+    Ok(files)
+}
+
+fn embed_images(encode: &Encoder<'_>, preprocess: &PreprocessConfig, dir: &Path, batch_size: usize) -> Result<(Vec<f32>, Vec<String>)> {
+    let files = image_files(dir)?;
+    let (rows, kept) = encode.images(preprocess, &files, batch_size, "clip embed")?;
+    if kept.is_empty() {
         bail!("no readable image in {}", dir.display());
     }
+    let names = kept.iter().map(|path| path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect();
     Ok((rows, names))
 }

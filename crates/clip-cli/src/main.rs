@@ -4,13 +4,16 @@
 
 mod bench;
 mod bench_data;
+mod classify;
 mod convert;
 mod dist_check;
 mod doctor;
 mod embed;
+mod hub;
 mod launch;
 mod model;
 mod npy;
+mod pretrained;
 mod tokenize;
 mod train;
 
@@ -71,6 +74,30 @@ enum Command {
         #[arg(long)]
         save_features: Option<std::path::PathBuf>,
     },
+    /// Zero-shot classification of your own images: each image's most probable --labels.
+    #[command(group(clap::ArgGroup::new("arch").required(true).args(["model", "model_config"])))]
+    Classify {
+        #[command(flatten)]
+        spec: model::ModelSpec,
+        /// The labels, comma-separated: --labels "dog,cat,a diagram".
+        #[arg(long)]
+        labels: String,
+        /// seed ("a photo of a {}."), imagenet (the paper's 80 prompts), none (the labels as
+        /// given), or a file of templates, one per line, with {} where the label goes.
+        #[arg(long, default_value = "seed")]
+        templates: String,
+        /// Labels shown per image, most probable first.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// One JSON object per image: {"file", "top": [{"label", "prob"}, …]}.
+        #[arg(long)]
+        json: bool,
+        /// Image files, or folders (every image directly in them).
+        #[arg(required = true, value_name = "IMAGE|DIR")]
+        inputs: Vec<std::path::PathBuf>,
+        #[command(flatten)]
+        run: embed::RunArgs,
+    },
     /// Rewrite weights (OpenAI .pt, Hugging Face, open_clip) as open_clip-layout safetensors.
     Convert {
         /// The weights to read.
@@ -96,15 +123,31 @@ enum Command {
         /// The .npy file to write.
         #[arg(long)]
         out: std::path::PathBuf,
-        /// Inputs per forward pass.
-        #[arg(long, default_value_t = 64)]
-        batch_size: usize,
-        /// auto, cpu, cuda or cuda:N.
-        #[arg(long, default_value = "auto")]
-        device: clip_tensor::device::DeviceSpec,
-        /// fp32, or bf16/fp16 autocast.
-        #[arg(long, default_value = "fp32")]
-        precision: clip_tensor::precision::Precision,
+        #[command(flatten)]
+        run: embed::RunArgs,
+    },
+    /// List the pretrained (model, tag) pairs clip-rs builds: parameters, and whether cached.
+    Pretrained {
+        /// Only this model's tags.
+        #[arg(long)]
+        model: Option<String>,
+        /// One JSON object per pair.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch weights (MODEL:TAG, hf-hub:ORG/NAME) or datasets into the cache; runs nothing.
+    Pull {
+        /// MODEL:TAG (e.g. ViT-B-32:openai) or hf-hub:ORG/NAME.
+        specs: Vec<String>,
+        /// A benchmark dataset: a registry name (its CLIP_benchmark repo) or hf-hub:ORG/NAME (repeatable).
+        #[arg(long = "dataset", value_name = "NAME")]
+        datasets: Vec<String>,
+        /// The dataset splits to fetch.
+        #[arg(long, value_delimiter = ',', default_value = "test")]
+        splits: Vec<String>,
+        /// Check the cache only, as HF_HUB_OFFLINE=1 does.
+        #[arg(long)]
+        offline: bool,
     },
     /// Report the libtorch in use, CUDA devices, cuDNN, threads and collective backends.
     Doctor,
@@ -222,16 +265,21 @@ fn main() -> ExitCode {
             let task = bench::ProbeTask { probe, validation_fraction, save_features };
             bench::run(bench.options(bench::Task::LinearProbe(task)))
         }
+        Command::Classify { spec, labels, templates, top, json, inputs, run } => {
+            classify::run(&classify::Options { spec, labels, templates, top, json, inputs, run })
+        }
         Command::Convert { input, output } => convert::run(&input, &output),
         Command::Doctor => doctor::run(),
-        Command::Embed { spec, random_init, images, texts, out, batch_size, device, precision } => {
+        Command::Pretrained { model, json } => pretrained::list(model.as_deref(), json),
+        Command::Pull { specs, datasets, splits, offline } => pretrained::pull(&specs, &datasets, &splits, offline),
+        Command::Embed { spec, random_init, images, texts, out, run } => {
             let input = match (images, texts) {
                 (Some(dir), None) => Ok(embed::Input::Images(dir)),
                 (None, Some(file)) => Ok(embed::Input::Texts(file)),
                 _ => Err(anyhow::anyhow!("give exactly one of --images and --texts")),
             };
             input.and_then(|input| {
-                embed::run(&embed::Options { spec, random_init, input, out, batch_size, device, precision })
+                embed::run(&embed::Options { spec, random_init, input, out, run })
             })
         }
         Command::DistCheck { device, rounds, interval_ms, elements } => dist_check::run(&dist_check::Options {

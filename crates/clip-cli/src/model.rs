@@ -1,29 +1,53 @@
-//! Building a model from the command line's `--model` / `--model-config` and `--weights`.
+//! Building a model from the command line: `--model` (a built-in name with `--pretrained TAG`,
+//! `hf-hub:ORG/NAME` or `local-dir:DIR`) or `--model-config`, and `--weights`; the preprocessing
+//! comes with the weights.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use clip_data::PreprocessConfig;
 use clip_model::{ClipConfig, ClipModel, WeightsFormat, weights};
+use clip_pretrained::read_open_clip_config;
 use tch::Device;
 use tch::nn::VarStore;
+
+use crate::hub::{Downloads, hub};
 
 /// Which model, and its weights.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ModelSpec {
-    /// A preset: RN50, RN101, RN50x4, RN50x16, RN50x64, ViT-B-32, ViT-B-16, ViT-L-14, ViT-L-14-336 (and -quickgelu).
+    /// A built-in architecture (ViT-B-32, RN50, ViT-H-14, …; `clip pretrained` lists them),
+    /// `hf-hub:ORG/NAME` (a repo with open_clip_config.json) or `local-dir:DIR`.
     #[arg(long)]
     pub(crate) model: Option<String>,
+    /// A pretrained tag of --model (openai, laion2b_s34b_b79k, …): fetched from the hub and cached.
+    #[arg(long)]
+    pub(crate) pretrained: Option<String>,
     /// An open_clip model-config JSON file.
     #[arg(long)]
     pub(crate) model_config: Option<PathBuf>,
-    /// Weights: OpenAI .pt, open_clip or Hugging Face safetensors.
+    /// Weights: OpenAI .pt, open_clip or Hugging Face safetensors, torch.save .bin/.pt files.
     #[arg(long)]
+    pub(crate) weights: Option<PathBuf>,
+    /// Use the local cache only, as HF_HUB_OFFLINE=1 does.
+    #[arg(long)]
+    pub(crate) offline: bool,
+}
+
+/// A built model with what came with its weights.
+pub(crate) struct Loaded {
+    /// Owns the parameters.
+    pub(crate) _vs: VarStore,
+    pub(crate) model: ClipModel,
+    /// The evaluation preprocessing of the weights.
+    pub(crate) preprocess: PreprocessConfig,
+    /// The weights file, if any.
     pub(crate) weights: Option<PathBuf>,
 }
 
 impl ModelSpec {
-    /// The name reports use: the preset, the config file's stem, or for a training run's
-    /// `model.json` the run folder's name.
+    /// The name reports use: the model (with its tag), the config file's stem, or for a training
+    /// run's `model.json` the run folder's name.
     pub(crate) fn name(&self) -> String {
         match (&self.model, &self.model_config) {
             (Some(name), _) => name.clone(),
@@ -39,31 +63,76 @@ impl ModelSpec {
         }
     }
 
-    /// Builds the model on `device` and loads the weights; without weights only when
-    /// `random_init` says so. `who` prefixes warnings.
-    pub(crate) fn build(&self, device: Device, random_init: bool, who: &str) -> Result<(VarStore, ClipModel)> {
-        let format = self.weights.as_deref().map(weights::detect_format).transpose()?;
-        let mut config = match (&self.model, &self.model_config) {
-            (Some(name), None) => ClipConfig::named(name)?,
+    /// What the weights are called in reports: the pretrained tag, or the weights file.
+    pub(crate) fn weights_name(&self, loaded: &Loaded) -> String {
+        match (&self.pretrained, &self.model) {
+            (Some(tag), _) => tag.clone(),
+            (None, Some(model)) if model.starts_with("hf-hub:") || model.starts_with("local-dir:") => model.clone(),
+            _ => loaded.weights.as_ref().map(|w| w.display().to_string()).unwrap_or_default(),
+        }
+    }
+
+    /// Resolves the model (fetching what a tag or `hf-hub:` names), builds it on `device` and
+    /// loads the weights; without weights only when `random_init` says so. `who` prefixes
+    /// messages.
+    pub(crate) fn load(&self, device: Device, random_init: bool, who: &'static str) -> Result<Loaded> {
+        let (mut config, mut preprocess, resolved_weights) = match (&self.model, &self.model_config) {
+            (Some(model), None) => {
+                let hub = hub(self.offline);
+                let mut downloads = Downloads::new(who);
+                let resolved = clip_pretrained::resolve(model, self.pretrained.as_deref(), &hub, &mut |p| downloads.event(p))
+                    .with_context(|| match &self.pretrained {
+                        Some(tag) => format!("resolving {model} --pretrained {tag}"),
+                        None => format!("resolving {model}"),
+                    })?;
+                for note in &resolved.notes {
+                    eprintln!("{who}: note: {note}");
+                }
+                (resolved.config, resolved.preprocess, resolved.weights)
+            }
             (None, Some(path)) => {
-                ClipConfig::from_json(&std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?)
-                    .with_context(|| format!("model config {}", path.display()))?
+                let json = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                let config = ClipConfig::from_json(&json).with_context(|| format!("model config {}", path.display()))?;
+                let preprocess = beside_config(path, &config)?;
+                (config, preprocess, None)
             }
             _ => bail!("give exactly one of --model and --model-config"),
         };
+        let weights = match (&self.weights, resolved_weights) {
+            (Some(_), Some(_)) => bail!("--weights and the weights of --model/--pretrained both given: keep one"),
+            (Some(path), None) => {
+                let image_size = config.vision.image_size() as u32;
+                if let Some(recorded) = clip_pretrained::recorded_preprocess(path, image_size)? {
+                    preprocess = recorded;
+                }
+                Some(path.clone())
+            }
+            (None, resolved) => resolved,
+        };
+        let format = weights.as_deref().map(weights::detect_format).transpose()?;
         if format.is_some_and(WeightsFormat::requires_quick_gelu) && !config.quick_gelu {
             eprintln!("{who}: warning: OpenAI weights use QuickGELU; building the model with QuickGELU although the config says GELU");
             config.quick_gelu = true;
         }
         let vs = VarStore::new(device);
         let model = ClipModel::new(vs.root(), &config);
-        match (&self.weights, random_init) {
+        match (&weights, random_init) {
             (Some(path), _) => {
                 weights::load_weights(&vs, path).with_context(|| format!("loading {}", path.display()))?;
             }
             (None, true) => eprintln!("{who}: warning: random weights (--random-init): the embeddings mean nothing"),
-            (None, false) => bail!("no --weights given; pass --random-init to embed with random weights on purpose"),
+            (None, false) => bail!("no weights: give --pretrained TAG (`clip pretrained` lists them) or --weights FILE, or --random-init on purpose"),
         }
-        Ok((vs, model))
+        Ok(Loaded { _vs: vs, model, preprocess, weights })
     }
+}
+
+/// The preprocessing of a model config file: what an `open_clip_config.json` beside it records
+/// (a training run's folder has one), else OpenAI's.
+fn beside_config(path: &Path, config: &ClipConfig) -> Result<PreprocessConfig> {
+    let beside = path.with_file_name("open_clip_config.json");
+    if beside.is_file() && beside != path {
+        return Ok(read_open_clip_config(&beside)?.preprocess);
+    }
+    Ok(PreprocessConfig::openai(config.vision.image_size() as u32))
 }

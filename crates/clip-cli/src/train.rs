@@ -5,11 +5,12 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clip_train::{Event, TrainConfig};
 
 pub(crate) fn run(config: Option<PathBuf>, set: &[String], resume: Option<&str>) -> Result<()> {
     let config = TrainConfig::load(config.as_deref(), set)?;
+    fetch_pretrained(&config)?;
     let main = std::env::var("RANK").map_or(true, |r| r == "0");
     let started = Instant::now();
     let mut first_step = 0;
@@ -55,6 +56,24 @@ pub(crate) fn run(config: Option<PathBuf>, set: &[String], resume: Option<&str>)
     if main {
         eprintln!();
         println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
+    Ok(())
+}
+
+/// Fetches what `model.pretrained` (or an `hf-hub:` preset) names into the hub cache, which is
+/// all the trainer reads. Every rank asks; the cache's lock has one of them download.
+fn fetch_pretrained(config: &TrainConfig) -> Result<()> {
+    let m = &config.model;
+    if m.pretrained.is_empty() && !m.preset.starts_with("hf-hub:") {
+        return Ok(());
+    }
+    let hub = crate::hub::hub(false);
+    let mut downloads = crate::hub::Downloads::new("clip train");
+    let tag = Some(m.pretrained.as_str()).filter(|t| !t.is_empty());
+    let resolved = clip_pretrained::resolve(&m.preset, tag, &hub, &mut |p| downloads.event(p))
+        .with_context(|| format!("model.pretrained: fetching {} {}", m.preset, m.pretrained))?;
+    for note in &resolved.notes {
+        eprintln!("clip train: note: {note}");
     }
     Ok(())
 }

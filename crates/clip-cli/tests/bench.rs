@@ -58,6 +58,8 @@ fn bench(s: &Setup, command: &str, args: &[&str]) -> std::process::Output {
         .arg(&s.weights)
         .args(["--device", "cpu", "--threads", "1", "--batch-size", "7"])
         .args(args)
+        // Registry sets not under the data root would be fetched from the hub: tests stay offline.
+        .env("HF_HUB_OFFLINE", "1")
         .output()
         .unwrap()
 }

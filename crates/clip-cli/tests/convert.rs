@@ -39,13 +39,42 @@ fn converted_files_load_as_open_clip_and_give_the_same_features() {
 }
 
 #[test]
-fn converting_a_pickle_fails_with_the_reason() {
+fn a_pickle_that_would_run_code_is_refused_naming_the_call() {
+    let out = std::env::temp_dir().join(format!("clip-convert-evil-{}.safetensors", std::process::id()));
     let output = Command::new(env!("CARGO_BIN_EXE_clip"))
         .arg("convert")
-        .arg(model_fixture("pickled-legacy.bin"))
-        .arg(std::env::temp_dir().join("never-written.safetensors"))
+        .arg(model_fixture("torch-save/evil-os-system.pt"))
+        .arg(&out)
         .output()
         .unwrap();
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("does not unpickle"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("os.system"), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!out.exists());
+}
+
+#[test]
+fn conversions_record_the_preprocessing_they_know() {
+    let dir = std::env::temp_dir().join(format!("clip-convert-meta-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let convert = |input: &Path, out: &Path| {
+        let status = Command::new(env!("CARGO_BIN_EXE_clip")).arg("convert").arg(input).arg(out).status().unwrap();
+        assert!(status.success(), "{}", input.display());
+        clip_tensor::safetensors::read_safetensors_metadata(out).unwrap()
+    };
+    // OpenAI's archive: OpenAI's preprocessing.
+    let openai = convert(&model_fixture("tiny-rn-openai.pt"), &dir.join("openai.safetensors"));
+    let recorded: serde_json::Value = serde_json::from_str(&openai["open_clip_preprocess_cfg"]).unwrap();
+    assert_eq!((recorded["interpolation"].as_str(), recorded["resize_mode"].as_str()), (Some("bicubic"), Some("shortest")));
+    // A hub-layout folder: its preprocess_cfg, which survives a second conversion of the output.
+    let hub = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-hub/open_clip_model.safetensors");
+    let first = convert(&hub, &dir.join("first.safetensors"));
+    let recorded: serde_json::Value = serde_json::from_str(&first["open_clip_preprocess_cfg"]).unwrap();
+    assert_eq!((recorded["interpolation"].as_str(), recorded["resize_mode"].as_str()), (Some("bilinear"), Some("squash")));
+    assert_eq!(recorded["mean"], serde_json::json!([0.5, 0.5, 0.5]));
+    let second = convert(&dir.join("first.safetensors"), &dir.join("second.safetensors"));
+    assert_eq!(first, second);
+    // A torch.save pickle of unknown origin records nothing, and says so.
+    let pickle = convert(&model_fixture("torch-save/tiny-vit.bin"), &dir.join("pickle.safetensors"));
+    assert!(pickle.is_empty(), "{pickle:?}");
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -6,7 +6,7 @@ use clip_model::l2_normalize;
 use clip_tokenizer::Tokenizer;
 use tch::{Kind, Tensor};
 
-use crate::support::{self, Setup};
+use crate::support::{self, Setup, read_npy};
 
 fn workspace(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
@@ -18,18 +18,6 @@ const CONFIG: &str = r#"{"embed_dim": 16, "quick_gelu": true,
   "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}}"#;
 
 /// Reads a float32 .npy written by `clip embed`: (rows, cols, values).
-fn read_npy(path: &Path) -> (usize, usize, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap();
-    assert!(bytes.starts_with(b"\x93NUMPY\x01\x00"));
-    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
-    assert!(header.contains("'descr': '<f4'") && header.ends_with('\n') && (10 + header_len).is_multiple_of(64), "{header}");
-    let shape = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
-    let dims: Vec<usize> = shape.split(',').filter_map(|d| d.trim().parse().ok()).collect();
-    let values = bytes[10 + header_len..].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    (dims[0], dims[1], values)
-}
-
 fn setup(name: &str) -> Setup {
     support::setup(&format!("clip-embed-{name}"), CONFIG, 3)
 }

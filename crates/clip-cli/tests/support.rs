@@ -32,3 +32,16 @@ pub(crate) fn setup(name: &str, config: &str, seed: i64) -> Setup {
     save_var_store(&vs, &weights).unwrap();
     Setup { dir, config: config_path, weights, model, _vs: vs }
 }
+
+/// Rows, columns and values of a float32 `.npy` file as `clip embed` writes it (format checked).
+pub(crate) fn read_npy(path: &std::path::Path) -> (usize, usize, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    assert!(bytes.starts_with(b"\x93NUMPY\x01\x00"));
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+    assert!(header.contains("'descr': '<f4'") && header.ends_with('\n') && (10 + header_len).is_multiple_of(64), "{header}");
+    let shape = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
+    let dims: Vec<usize> = shape.split(',').filter_map(|d| d.trim().parse().ok()).collect();
+    let values = bytes[10 + header_len..].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    (dims[0], dims[1], values)
+}

@@ -10,6 +10,7 @@
 //! - [`suite`]: which sets to evaluate and their features, for the benchmark commands.
 
 pub mod features;
+pub mod fetch;
 pub mod linear_probe;
 pub mod metrics;
 pub mod registry;

@@ -42,9 +42,8 @@ impl Target {
         match self {
             Self::Builtin(task) => format!("builtin/{}", task.name()),
             Self::Registry(info, _) => info.name.clone(),
-            Self::Custom(dir) | Self::Retrieval(dir) => {
-                dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned())
-            }
+            Self::Custom(dir) | Self::Retrieval(dir) => hub_snapshot_repo(dir)
+                .unwrap_or_else(|| dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned())),
         }
     }
 
@@ -60,6 +59,15 @@ impl Target {
     pub fn metric(&self) -> Metric {
         self.info().map_or(Metric::Accuracy, |i| i.metric)
     }
+}
+
+/// `ORG/NAME` for a snapshot folder of the hub cache (`datasets--ORG--NAME/snapshots/COMMIT`), whose
+/// own name is only a commit.
+fn hub_snapshot_repo(dir: &Path) -> Option<String> {
+    let snapshots = dir.parent().filter(|p| p.file_name().is_some_and(|n| n == "snapshots"))?;
+    let repo = snapshots.parent()?.file_name()?.to_str()?;
+    let id = repo.strip_prefix("datasets--").or_else(|| repo.strip_prefix("models--"))?;
+    Some(id.replacen("--", "/", 1))
 }
 
 /// The folder holding registry dataset `info` under `root`: its own name, or one of
@@ -123,6 +131,16 @@ pub struct RunOptions {
     pub precision: Precision,
     /// Where zero-shot classifiers are cached, if anywhere.
     pub classifier_cache: Option<ClassifierCache>,
+    /// The weights' evaluation preprocessing; `None`: OpenAI's at the model's resolution.
+    pub preprocess: Option<PreprocessConfig>,
+}
+
+impl RunOptions {
+    /// The evaluation transform for `model`.
+    fn transform(&self, model: &ClipModel) -> ImageTransform {
+        let openai = || PreprocessConfig::openai(model.config.vision.image_size() as u32);
+        ImageTransform::Eval(self.preprocess.clone().unwrap_or_else(openai))
+    }
 }
 
 /// A split opened for evaluation: its samples, classes, prompt templates, and where it came from.
@@ -196,9 +214,8 @@ pub fn split_features(
     options: &RunOptions,
     progress: impl FnMut(usize),
 ) -> Result<Features> {
-    let size = model.config.vision.image_size() as u32;
     let text = if multilabel { TextMode::MultiLabels } else { TextMode::Labels };
-    let mut config = LoaderConfig::new(options.batch_size, ImageTransform::Eval(PreprocessConfig::openai(size)), text);
+    let mut config = LoaderConfig::new(options.batch_size, options.transform(model), text);
     (config.threads, config.shuffle, config.drop_last) = (options.threads, false, false);
     let loader = Loader::new(source, config)?;
     let mut batches = loader.epoch(0)?;
@@ -252,8 +269,7 @@ pub const RECALL_KS: [i64; 3] = [1, 5, 10];
 
 /// Zero-shot retrieval on the test split of a captioned folder.
 fn retrieval(model: &ClipModel, target: &Target, dir: &Path, options: &RunOptions, progress: &mut dyn FnMut(Progress)) -> Result<DatasetResult> {
-    let size = model.config.vision.image_size() as u32;
-    let mut config = LoaderConfig::new(options.batch_size, ImageTransform::Eval(PreprocessConfig::openai(size)), TextMode::Captions);
+    let mut config = LoaderConfig::new(options.batch_size, options.transform(model), TextMode::Captions);
     (config.threads, config.shuffle, config.drop_last) = (options.threads, false, false);
     let loader = Loader::new(Source::Shards(benchmark_shards(dir, "test")?), config)?;
     progress(Progress::Split { what: format!("{} test", target.name()), total: None });

@@ -103,7 +103,7 @@ pub fn predict(model: &ClipModel, classifier: &Tensor, images: &Tensor) -> Tenso
 pub fn builtin_accuracy(model: &ClipModel, task: BuiltinTask, samples: u64, device: Device) -> Result<f64> {
     let image_size = model.config.vision.image_size() as u32;
     let source = Source::Indexed(Arc::new(BuiltinTaskSource { task, samples, image_size }));
-    let options = RunOptions { batch_size: 256, threads: 1, device, precision: Precision::Fp32, classifier_cache: None };
+    let options = RunOptions { batch_size: 256, threads: 1, device, precision: Precision::Fp32, classifier_cache: None, preprocess: None };
     let features = split_features(model, source, false, FeatureKind::Projected, &options, |_| {})?;
     let classes: Vec<Vec<String>> = task.classnames().into_iter().map(|c| vec![c]).collect();
     let classifier = classifier(model, &classes, task.templates(), device)?;

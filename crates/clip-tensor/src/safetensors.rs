@@ -198,6 +198,28 @@ impl View for &CpuView {
 
 /// Writes tensors (from any device) to a safetensors file, atomically.
 pub fn save_safetensors<S: AsRef<str>>(path: &Path, tensors: &[(S, &Tensor)]) -> Result<()> {
+    save_safetensors_with_metadata(path, tensors, &BTreeMap::new())
+}
+
+/// The string map of a safetensors file's `__metadata__` (where writers record what the tensors
+/// alone do not say, such as the preprocessing that belongs to the weights), without reading the
+/// tensor data. Empty when the file has none.
+pub fn read_safetensors_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
+    let io_error = |source| Error::Io { path: path.to_path_buf(), source };
+    let file = File::open(path).map_err(io_error)?;
+    // SAFETY: read-only map, dropped before return; only the header pages are touched.
+    let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(io_error)?;
+    let (_, metadata) =
+        SafeTensors::read_metadata(&mmap).map_err(|source| Error::Safetensors { path: path.to_path_buf(), source })?;
+    Ok(metadata.metadata().clone().unwrap_or_default().into_iter().collect())
+}
+
+/// [`save_safetensors`] with string `metadata` in the header.
+pub fn save_safetensors_with_metadata<S: AsRef<str>>(
+    path: &Path,
+    tensors: &[(S, &Tensor)],
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
     let mut views = Vec::with_capacity(tensors.len());
     for (name, tensor) in tensors {
         let kind = tensor.f_kind()?;
@@ -210,7 +232,8 @@ pub fn save_safetensors<S: AsRef<str>>(path: &Path, tensors: &[(S, &Tensor)]) ->
         let shape = tensor.size().iter().map(|&d| d as usize).collect();
         views.push((name.as_ref(), CpuView { tensor, dtype, shape }));
     }
-    let bytes = ::safetensors::tensor::serialize(views.iter().map(|(name, view)| (*name, view)), None)
+    let metadata = (!metadata.is_empty()).then(|| metadata.clone().into_iter().collect());
+    let bytes = ::safetensors::tensor::serialize(views.iter().map(|(name, view)| (*name, view)), metadata)
         .map_err(|source| Error::Safetensors { path: path.to_path_buf(), source })?;
     atomic_write(path, |w| w.write_all(&bytes))
 }

@@ -40,8 +40,12 @@ pub struct TrainConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelSection {
-    /// A preset name (`tiny`, `ViT-B-32`, `RN50`, …), used when `config` is empty.
+    /// A preset name (`tiny`, `ViT-B-32`, `RN50`, …), used when `config` is empty; also
+    /// `hf-hub:ORG/NAME` or `local-dir:DIR` (config, preprocessing and weights from there).
     pub preset: String,
+    /// A pretrained tag of `preset` (`openai`, `laion2b_s34b_b79k`, …) to fine-tune from: its
+    /// weights, activation and preprocessing. Empty: none.
+    pub pretrained: String,
     /// An open_clip model-config JSON file.
     pub config: String,
     /// Initial weights (OpenAI `.pt`, open_clip or Hugging Face safetensors); empty: random init.
@@ -174,7 +178,7 @@ impl Default for TrainConfig {
 
 impl Default for ModelSection {
     fn default() -> Self {
-        Self { preset: "tiny".into(), config: String::new(), weights: String::new(), lock_image: false }
+        Self { preset: "tiny".into(), config: String::new(), pretrained: String::new(), weights: String::new(), lock_image: false }
     }
 }
 
@@ -330,6 +334,9 @@ impl TrainConfig {
         }
         if self.model.config.is_empty() && self.model.preset.is_empty() {
             return bad("model", "give model.preset or model.config".into());
+        }
+        if !self.model.pretrained.is_empty() && !self.model.config.is_empty() {
+            return bad("model.pretrained", "a tag names its own architecture: give model.preset, not model.config".into());
         }
         Ok(())
     }

@@ -114,6 +114,8 @@ pub struct Summary {
 /// Everything one rank holds while training.
 struct Run {
     config: TrainConfig,
+    /// The run folder's `open_clip_config.json` (architecture and preprocessing).
+    open_clip_config: String,
     dist: Dist,
     device: Device,
     precision: Precision,
@@ -131,25 +133,52 @@ struct Run {
     checkpoint_ok: bool,
 }
 
-/// The architecture; a SigLIP run gets open_clip's `--siglip` initial scale (ln 10) and a learnable
-/// bias (−10) unless the config sets them.
-fn model_config(config: &TrainConfig) -> Result<ClipConfig> {
-    let mut model = if config.model.config.is_empty() {
-        ClipConfig::named(&config.model.preset)?
+/// The architecture, its preprocessing and the initial weights file.
+struct ModelChoice {
+    config: ClipConfig,
+    preprocess: PreprocessConfig,
+    weights: Option<PathBuf>,
+}
+
+/// What `[model]` names. A pretrained tag (or an `hf-hub:` / `local-dir:` preset) is resolved from
+/// the hub cache alone: the trainer never downloads; `clip train` (or `clip pull`) fetches first.
+/// A SigLIP run gets open_clip's `--siglip` initial scale (ln 10) and a learnable bias (−10)
+/// unless the config sets them.
+fn model_choice(config: &TrainConfig) -> Result<ModelChoice> {
+    let m = &config.model;
+    let mut choice = if !m.pretrained.is_empty() || m.preset.starts_with("hf-hub:") || m.preset.starts_with("local-dir:") {
+        let hub = clip_hub::Hub::new(clip_hub::Cache::from_env(), clip_hub::HubConfig { offline: true, ..clip_hub::HubConfig::from_env() });
+        let tag = Some(m.pretrained.as_str()).filter(|t| !t.is_empty());
+        let resolved = clip_pretrained::resolve(&m.preset, tag, &hub, &mut |_| {}).map_err(|e| {
+            Error::Config(format!("model.pretrained: {e} (the trainer reads the hub cache only; `clip train` and `clip pull` fetch)"))
+        })?;
+        ModelChoice { config: resolved.config, preprocess: resolved.preprocess, weights: resolved.weights }
     } else {
-        let path = Path::new(&config.model.config);
-        let json = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        ClipConfig::from_json(&json)?
+        let config = if m.config.is_empty() {
+            ClipConfig::named(&m.preset)?
+        } else {
+            let path = Path::new(&m.config);
+            let json = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            ClipConfig::from_json(&json)?
+        };
+        let preprocess = PreprocessConfig::openai(config.vision.image_size() as u32);
+        ModelChoice { config, preprocess, weights: None }
     };
-    if config.loss.kind == "siglip" {
-        model.init_logit_scale.get_or_insert(clip_loss::SIGLIP_INIT_LOGIT_SCALE);
-        model.init_logit_bias.get_or_insert(clip_loss::SIGLIP_INIT_LOGIT_BIAS);
+    if !m.weights.is_empty() {
+        if choice.weights.is_some() {
+            return Err(Error::Config("model.weights and model.pretrained both name initial weights: keep one".into()));
+        }
+        choice.weights = Some(PathBuf::from(&m.weights));
     }
-    Ok(model)
+    if config.loss.kind == "siglip" {
+        choice.config.init_logit_scale.get_or_insert(clip_loss::SIGLIP_INIT_LOGIT_SCALE);
+        choice.config.init_logit_bias.get_or_insert(clip_loss::SIGLIP_INIT_LOGIT_BIAS);
+    }
+    Ok(choice)
 }
 
 /// The loader for this rank, and the steps an epoch makes.
-fn loader(config: &TrainConfig, model: &ClipConfig, dist: &Dist) -> Result<(Loader, u64)> {
+fn loader(config: &TrainConfig, model: &ClipConfig, preprocess: &PreprocessConfig, dist: &Dist) -> Result<(Loader, u64)> {
     let d = &config.data;
     let image_size = model.vision.image_size() as u32;
     let options = SourceOptions {
@@ -177,10 +206,11 @@ fn loader(config: &TrainConfig, model: &ClipConfig, dist: &Dist) -> Result<(Load
         d.batch_size,
         // Built-in scenes are rendered at the input size and never repeat: a crop would only
         // stretch their shapes and move the positions their captions state.
+        // The weights' mean and std, as open_clip's training transform takes them.
         if builtin {
-            ImageTransform::Eval(PreprocessConfig::openai(image_size))
+            ImageTransform::Eval(PreprocessConfig { image_size, ..preprocess.clone() })
         } else {
-            ImageTransform::Train(TrainTransform::open_clip(image_size))
+            ImageTransform::Train(TrainTransform { mean: preprocess.mean, std: preprocess.std, ..TrainTransform::open_clip(image_size) })
         },
         TextMode::Tokens { context_length },
     );
@@ -218,12 +248,12 @@ pub fn train(config: &TrainConfig, resume: Option<&str>, mut on_event: impl FnMu
 impl Run {
     fn new(config: TrainConfig, dist: Dist, device: Device, resume: Option<&str>) -> Result<Self> {
         let precision: Precision = config.precision.parse()?;
-        let model_config = model_config(&config)?;
+        let ModelChoice { config: model_config, preprocess, weights } = model_choice(&config)?;
         clip_tensor::seed::seed_everything(config.seed);
         let vs = VarStore::new(device);
         let model = ClipModel::new(vs.root(), &model_config);
-        if !config.model.weights.is_empty() {
-            clip_model::weights::load_weights(&vs, Path::new(&config.model.weights))?;
+        if let Some(weights) = &weights {
+            clip_model::weights::load_weights(&vs, weights)?;
         }
         // Every rank starts from rank 0's weights, whatever its RNG did (in name order: the same
         // sequence of collectives on every rank).
@@ -241,7 +271,8 @@ impl Run {
         }
         let params: BTreeMap<String, Tensor> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         let optim = AdamW::new(params, &config.optim)?;
-        let (loader, steps_per_epoch) = loader(&config, &model_config, &dist)?;
+        let (loader, steps_per_epoch) = loader(&config, &model_config, &preprocess, &dist)?;
+        let open_clip_config = clip_pretrained::open_clip_config_json(&model_config, &preprocess);
         let total_steps = steps_per_epoch * config.optim.epochs;
         let mut run = Self {
             config,
@@ -253,6 +284,7 @@ impl Run {
             optim,
             loader,
             state: TrainState { model_json: model_config.to_json(), ..TrainState::default() },
+            open_clip_config,
             position: Position::start(0),
             total_steps,
             consecutive_nonfinite: 0,
@@ -300,6 +332,10 @@ impl Run {
         clip_tensor::atomic::atomic_write(&out.join("config.toml"), |f| f.write_all(toml.as_bytes()))?;
         let json = self.state.model_json.clone();
         clip_tensor::atomic::atomic_write(&out.join("model.json"), |f| f.write_all(json.as_bytes()))?;
+        // The same model as open_clip reads a folder (`local-dir:`), with the preprocessing it was
+        // trained under, so re-evaluating a checkpoint never silently changes it.
+        let open_clip = out.join("open_clip_config.json");
+        clip_tensor::atomic::atomic_write(&open_clip, |f| f.write_all(self.open_clip_config.as_bytes()))?;
         Ok(())
     }
 
@@ -637,12 +673,14 @@ impl Run {
         if self.is_main() {
             let result = match (ok, written) {
                 (true, _) => {
-                    let (vs, optim) = (&self.vs, &self.optim);
+                    let (vs, optim, open_clip_config) = (&self.vs, &self.optim, &self.open_clip_config);
                     checkpoint::commit(
                         self.output(),
                         &self.state,
                         |dir| {
                             clip_tensor::safetensors::save_var_store(vs, &dir.join("model.safetensors"))?;
+                            // Each checkpoint folder is a model open_clip and `clip` load as `local-dir:`.
+                            clip_tensor::atomic::atomic_write(&dir.join("open_clip_config.json"), |f| f.write_all(open_clip_config.as_bytes()))?;
                             let state = optim.state();
                             let named: Vec<(&str, &Tensor)> = state.iter().map(|(n, t)| (n.as_str(), t)).collect();
                             clip_tensor::safetensors::save_safetensors(&dir.join("optimizer.safetensors"), &named)?;
