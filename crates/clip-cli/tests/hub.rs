@@ -58,7 +58,8 @@ impl World {
         for var in ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HF_HOME", "HUGGINGFACE_HUB_CACHE"] {
             command.env_remove(var);
         }
-        command.env("HF_HOME", self.dir.join("hf-home"));
+        // HOME too: OpenAI's direct downloads are cached under ~/.cache/clip.
+        command.env("HF_HOME", self.dir.join("hf-home")).env("HOME", self.dir.join("home"));
         command
     }
 
@@ -309,4 +310,50 @@ fn a_dataset_repo_scores_as_the_same_folder_given_locally() {
     ok(command.arg("--out").arg(w.dir.join("offline-out")).arg("--data-root").arg(w.dir.join("no-data")).output().unwrap());
     assert!(w.hub.log().is_empty(), "{:?}", w.hub.log());
     assert_eq!(read("offline-out")["results"][0]["acc1"], h["acc1"]);
+}
+
+#[test]
+fn a_tag_resolves_to_its_hub_repo_and_pretrained_lists_it_cached() {
+    let w = World::new("tag");
+    // ViT-B-32:openai lives in timm/vit_base_patch32_clip_224.openai; this copy has only the
+    // pickle, so the safetensors is asked for first, then the .bin.
+    let repo = w.dir.join("hub/models/timm/vit_base_patch32_clip_224.openai");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("open_clip_pytorch_model.bin"), vec![7u8; 3000]).unwrap();
+    let listed = |w: &World| -> serde_json::Value {
+        let out = ok(w.clip(&["pretrained", "--model", "ViT-B-32", "--json"]).output().unwrap());
+        let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        rows.into_iter().find(|r| r["tag"] == "openai").unwrap()
+    };
+    assert_eq!(listed(&w)["cached"], false);
+    let out = ok(w.clip(&["pull", "ViT-B-32:openai"]).output().unwrap());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("ViT-B-32:openai\t") && stdout.trim_end().ends_with("open_clip_pytorch_model.bin"), "{stdout}");
+    assert_eq!(w.hub.requests("HEAD", "vit_base_patch32_clip_224.openai/resolve/main/open_clip_model.safetensors"), 1);
+    let row = listed(&w);
+    assert_eq!((row["cached"].as_bool(), row["cached_bytes"].as_u64(), row["quick_gelu"].as_bool()), (Some(true), Some(3000), Some(true)));
+    // The whole list: every pair once, with its size.
+    let out = ok(w.clip(&["pretrained"]).output().unwrap());
+    let lines = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert_eq!(lines, clip_pretrained::registry::all().len());
+}
+
+#[test]
+fn fine_tuning_starts_from_a_hub_model_and_records_its_preprocessing() {
+    let w = World::new("train");
+    let run = w.dir.join("run");
+    let mut command = w.clip(&["train", "--set", "model.preset=hf-hub:test/tiny-hub", "--set", "data.batch_size=8", "--set", "data.samples_per_epoch=32"]);
+    command.args(["--set", "optim.epochs=1", "--set", "eval.tasks=[]", "--set"]).arg(format!("output={}", run.display()));
+    ok(command.output().unwrap());
+    assert_eq!(w.hub.bytes_served(WEIGHTS_KEY), w.weights_size());
+    let checkpoint = run.join("checkpoints").join(std::fs::read_to_string(run.join("checkpoints/latest")).unwrap().trim());
+    // The checkpoint folder is a model as open_clip reads one, with the weights' preprocessing.
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(checkpoint.join("open_clip_config.json")).unwrap()).unwrap();
+    assert_eq!(config["preprocess_cfg"]["resize_mode"], "squash");
+    assert_eq!(config["model_cfg"]["embed_dim"], 16);
+    let local = format!("local-dir:{}", checkpoint.display());
+    ok(w.embed(&local, "tuned.npy").env("HF_HUB_OFFLINE", "1").output().unwrap());
+    // Trained weights moved away from the hub model's (same preprocessing, different features).
+    ok(w.embed("hf-hub:test/tiny-hub", "base.npy").output().unwrap());
+    assert_ne!(read_npy(&w.dir.join("tuned.npy")).2, read_npy(&w.dir.join("base.npy")).2);
 }
