@@ -5,26 +5,9 @@ use std::path::PathBuf;
 /// Errors resolving a model name to a config, preprocessing and weights.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A (model, tag) pair open_clip does not list.
-    #[error("{model} has no pretrained tag {tag:?}; its tags: {known} (`clip pretrained` lists every pair)")]
-    UnknownTag {
-        /// The model name given.
-        model: String,
-        /// The tag given.
-        tag: String,
-        /// The model's tags, comma-separated (or a note that it has none).
-        known: String,
-    },
-    /// A pair open_clip lists whose towers clip-rs does not build yet.
-    #[error("{model}:{tag} is an open_clip model clip-rs cannot build yet: {reason}")]
-    NotBuilt {
-        /// The model name.
-        model: String,
-        /// The tag.
-        tag: String,
-        /// Why (the config keys or tower family).
-        reason: String,
-    },
+    /// A (model, tag) pair the registry does not hold, with the names the user may have meant.
+    #[error("{0} (`clip pretrained` lists every pair)")]
+    NotFound(#[from] crate::registry::NotFound),
     /// An `open_clip_config.json` (or a weights file's recorded preprocessing) that cannot be used.
     #[error("{path}: {message}")]
     Config {

@@ -138,21 +138,8 @@ fn entry_preprocess_json(entry: &Pretrained) -> serde_json::Value {
     })
 }
 
-/// The registry entry for (`model`, `tag`), or an error listing the model's tags.
-pub fn find_entry(model: &str, tag: &str) -> Result<&'static Pretrained> {
-    if let Some(entry) = registry::find(model, tag) {
-        return Ok(entry);
-    }
-    if let Some(left) = registry::left_out().iter().find(|l| l.model == model && l.tag.eq_ignore_ascii_case(tag)) {
-        return Err(Error::NotBuilt { model: model.to_owned(), tag: left.tag.clone(), reason: left.reason.clone() });
-    }
-    let tags = registry::tags(model);
-    let known = if tags.is_empty() { "none (no pretrained weights for this name)".to_owned() } else { tags.join(", ") };
-    Err(Error::UnknownTag { model: model.to_owned(), tag: tag.to_owned(), known })
-}
-
 fn resolve_tag(model: &str, tag: &str, hub: &Hub, progress: &mut dyn FnMut(Progress)) -> Result<Resolved> {
-    let entry = find_entry(model, tag)?;
+    let entry = registry::lookup(model, tag)?;
     let (config, preprocess, notes) = entry_config(entry)?;
     let weights = entry_weights(entry, hub, progress)?;
     Ok(Resolved { name: model.to_owned(), tag: Some(entry.tag.clone()), config, preprocess, weights: Some(weights), notes })
