@@ -43,6 +43,7 @@ const ORACLE_REQUIREMENTS: &[&str] = &[
     "scikit-image",
     "transformers",
     "tokenizers",
+    "sentencepiece==0.2.3", "protobuf", // clip-tokenizer's HF fixtures: training spiece.model, and transformers reading it
     "requests",
     "numpy<2.3",
 ];

@@ -9,9 +9,13 @@
 //!
 //! Work is bounded by the context length, not the input: encoding stops once the context is full,
 //! and a single enormous word is BPE'd on a prefix only.
+//!
+//! [`hf`] is the other tokenizer open_clip uses: Hugging Face tokenizers (`tokenizer.json`, or a
+//! SentencePiece `spiece.model`) behind open_clip's `HFTokenizer` cleaning and framing.
 
 mod bpe;
 mod clean;
+pub mod hf;
 mod pretokenize;
 mod tables;
 

@@ -2,4 +2,5 @@
 
 mod parity; // identical ids to open_clip on thousands of varied lines
 mod properties; // arbitrary bytes never panic and always give well-formed rows
+mod hf; // Hugging Face tokenizers: open_clip HFTokenizer ids for unigram, byte-fallback BPE, WordPiece
 mod vectors; // published test vectors, truncation, round trips

@@ -31,6 +31,29 @@ pub fn clean(text: &str) -> String {
     if is_plain(text) { clean_plain(text) } else { finish(&ftfy::fix_text(text)) }
 }
 
+/// open_clip's `_clean_whitespace`: `whitespace_clean(basic_clean(text))`, case kept.
+pub(crate) fn clean_whitespace(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    push_words(&mut out, &basic_clean(text));
+    out
+}
+
+/// open_clip's `_clean_canonicalize`: `canonicalize_text(basic_clean(text))`: '_' to a space,
+/// ASCII punctuation (Python's `string.punctuation`) removed, lower case, whitespace collapsed.
+pub(crate) fn clean_canonicalize(text: &str) -> String {
+    let kept: String =
+        basic_clean(text).chars().filter(|c| !(c.is_ascii_punctuation() && *c != '_')).map(|c| if c == '_' { ' ' } else { c }).collect();
+    let mut out = String::with_capacity(kept.len());
+    push_words(&mut out, &py_lower(&kept));
+    out
+}
+
+/// open_clip's `basic_clean` but for its final strip (every caller collapses white space after):
+/// ftfy's `fix_text`, then `html.unescape` twice. Plain text only loses or gains white space.
+fn basic_clean(text: &str) -> std::borrow::Cow<'_, str> {
+    if is_plain(text) { text.into() } else { html::unescape(&html::unescape(&ftfy::fix_text(text))).into() }
+}
+
 /// [`clean`] for text that [`is_plain`]: only whitespace and case change.
 fn clean_plain(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
