@@ -192,9 +192,19 @@ enum Command {
     },
     /// Tokenize UTF-8 lines from stdin; write one JSON array of ids per line to stdout.
     Tokenize {
-        /// Ids per row: start token, text, end token, zero padding.
-        #[arg(long, default_value_t = clip_tokenizer::DEFAULT_CONTEXT_LENGTH)]
-        context_length: usize,
+        /// Ids per row (default: the model config's context length, else 77).
+        #[arg(long)]
+        context_length: Option<usize>,
+        /// The model whose tokenizer to use: a built-in name, hf-hub:ORG/NAME or local-dir:DIR
+        /// (default: OpenAI's BPE).
+        #[arg(long, conflicts_with = "model_config")]
+        model: Option<String>,
+        /// An open_clip model-config JSON file whose tokenizer to use (`text_cfg.hf_tokenizer_name`).
+        #[arg(long)]
+        model_config: Option<std::path::PathBuf>,
+        /// Use the local cache only, as HF_HUB_OFFLINE=1 does.
+        #[arg(long)]
+        offline: bool,
         /// Print throughput (lines per second, start-up excluded) to stderr at the end.
         #[arg(long)]
         stats: bool,
@@ -289,7 +299,9 @@ fn main() -> ExitCode {
             elements,
         }),
         Command::Launch { nproc, master_port, args } => launch::run(nproc, master_port, &args),
-        Command::Tokenize { context_length, stats } => tokenize::run(context_length, stats),
+        Command::Tokenize { context_length, model, model_config, offline, stats } => {
+            tokenize::run(&tokenize::Choice { model, model_config, offline }, context_length, stats)
+        }
         Command::Train { config, set, resume } => train::run(config, &set, resume.as_deref()),
     };
     match result {
