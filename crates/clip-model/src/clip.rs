@@ -1,13 +1,15 @@
-//! The whole model: an image tower under `visual`, the text tower at the root, and the learnable
-//! temperature `logit_scale` — the layout of OpenAI's and open_clip's checkpoints.
+//! The whole model: an image tower under `visual`, the text tower at the root (under `text` for
+//! open_clip's `custom_text` models), and the learnable temperature `logit_scale` (and SigLIP's
+//! `logit_bias`) — the layout of OpenAI's and open_clip's checkpoints.
 
 use tch::nn::{self, Init, Module};
 use tch::Tensor;
 
 use crate::config::{ClipConfig, VisionConfig};
-use crate::layers::{Activation, l2_normalize};
+use crate::layers::l2_normalize;
 use crate::resnet::ModifiedResNet;
 use crate::text::TextTransformer;
+use crate::timm_vit::TimmVisionTransformer;
 use crate::vit::VisionTransformer;
 
 /// The image tower of either family.
@@ -17,6 +19,8 @@ pub enum Visual {
     Vit(Box<VisionTransformer>),
     /// A ModifiedResNet.
     ResNet(Box<ModifiedResNet>),
+    /// timm's SigLIP ViT.
+    TimmVit(Box<TimmVisionTransformer>),
 }
 
 /// Normalised features and the temperature, what the contrastive loss takes.
@@ -44,15 +48,16 @@ pub struct ClipModel {
 impl ClipModel {
     /// Builds the model's parameters under `p` (a `VarStore`'s root for checkpoint keys).
     pub fn new(p: nn::Path<'_>, config: &ClipConfig) -> Self {
-        let activation = Activation::from_quick_gelu(config.quick_gelu);
         let visual = match &config.vision {
-            VisionConfig::Vit(c) => Visual::Vit(Box::new(VisionTransformer::new(&p / "visual", c, config.embed_dim, activation))),
+            VisionConfig::Vit(c) => Visual::Vit(Box::new(VisionTransformer::new(&p / "visual", c, config.embed_dim, config.quick_gelu))),
             VisionConfig::ResNet(c) => Visual::ResNet(Box::new(ModifiedResNet::new(&p / "visual", c, config.embed_dim))),
+            VisionConfig::TimmVit(c) => Visual::TimmVit(Box::new(TimmVisionTransformer::new(&p / "visual", c))),
         };
+        let text = if config.custom_text { &p / "text" } else { p.clone() };
         Self {
             config: config.clone(),
             visual,
-            text: TextTransformer::new(p.clone(), &config.text, config.embed_dim, activation),
+            text: TextTransformer::new(text, &config.text, config.embed_dim, config.quick_gelu),
             logit_scale: p.var("logit_scale", &[], Init::Const(config.init_logit_scale.unwrap_or_else(clip_init_logit_scale))),
             logit_bias: config.init_logit_bias.map(|b| p.var("logit_bias", &[], Init::Const(b))),
         }
@@ -63,15 +68,19 @@ impl ClipModel {
         match &self.visual {
             Visual::Vit(v) => v.forward(images),
             Visual::ResNet(r) => r.forward(images),
+            Visual::TimmVit(t) => t.forward(images),
         }
     }
 
-    /// The ViT's pooled features before `proj` (`[b, width]`), for linear probes; `None` for a
-    /// ResNet, whose attention pool ends in the projection.
+    /// The features a linear probe reads: an open_clip ViT's pooled features before `proj`
+    /// (`[b, width]`, `[b, embed_dim]` after CoCa's attentional pool); a timm SigLIP tower's
+    /// attention-pool output, which has no projection after it (the embedding itself); `None`
+    /// for a ResNet, whose attention pool ends in the projection.
     pub fn encode_image_unprojected(&self, images: &Tensor) -> Option<Tensor> {
         match &self.visual {
             Visual::Vit(v) => Some(v.pooled(images)),
             Visual::ResNet(_) => None,
+            Visual::TimmVit(t) => Some(t.forward(images)),
         }
     }
 

@@ -17,8 +17,12 @@ use crate::{Error, Result};
 pub struct ClipConfig {
     /// Width of the shared embedding space.
     pub embed_dim: i64,
-    /// QuickGELU (`x·σ(1.702x)`, OpenAI's weights) rather than GELU.
+    /// QuickGELU (`x·σ(1.702x)`, OpenAI's weights) rather than GELU, in open_clip's own towers
+    /// (a timm tower's activation is its own, as in open_clip).
     pub quick_gelu: bool,
+    /// open_clip's `custom_text`: the text tower's keys sit under `text.` rather than at the root
+    /// (`CustomTextCLIP`; SigLIP, CoCa).
+    pub custom_text: bool,
     /// The image tower.
     pub vision: VisionConfig,
     /// The text tower.
@@ -32,10 +36,12 @@ pub struct ClipConfig {
 /// The image tower's family.
 #[derive(Debug, Clone, PartialEq)]
 pub enum VisionConfig {
-    /// A Vision Transformer.
+    /// open_clip's Vision Transformer.
     Vit(VitConfig),
     /// OpenAI's modified ResNet with attention pooling.
     ResNet(ResNetConfig),
+    /// timm's VisionTransformer as open_clip's `TimmModel` wraps it (`visual.trunk.*`).
+    TimmVit(TimmVitConfig),
 }
 
 impl VisionConfig {
@@ -44,11 +50,41 @@ impl VisionConfig {
         match self {
             Self::Vit(c) => c.image_size,
             Self::ResNet(c) => c.image_size,
+            Self::TimmVit(c) => c.image_size,
         }
     }
 }
 
-/// A Vision Transformer tower.
+/// GELU's form, open_clip's `act_kwargs` (`{"approximate": "tanh"}`: SigLIP2's text tower).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GeluApproximate {
+    /// Exact, `x·Φ(x)`.
+    #[default]
+    None,
+    /// The tanh approximation.
+    Tanh,
+}
+
+/// What open_clip's ViT pools (`vision_cfg.pool_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VitPool {
+    /// The class token.
+    #[default]
+    Tok,
+    /// The mean of the other tokens (CLIPA).
+    Avg,
+}
+
+/// CoCa's attentional pooler over the image tokens (`attentional_pool`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttentionalPoolConfig {
+    /// Learnt queries (`attn_pooler_queries`).
+    pub queries: i64,
+    /// Heads (`attn_pooler_heads`).
+    pub heads: i64,
+}
+
+/// An open_clip Vision Transformer tower.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VitConfig {
     /// Input resolution (square).
@@ -63,6 +99,45 @@ pub struct VitConfig {
     pub heads: i64,
     /// MLP hidden width over residual width.
     pub mlp_ratio: f64,
+    /// LayerNorm before the transformer (`no_ln_pre` turns it off: CLIPA).
+    pub ln_pre: bool,
+    /// What is pooled.
+    pub pool: VitPool,
+    /// `ln_post` after pooling rather than on every token (CLIPA; ignored with an attentional pool,
+    /// as in open_clip).
+    pub final_ln_after_pool: bool,
+    /// CoCa's attentional pooler, `ln_post` and pooling then act on its outputs.
+    pub attentional_pool: Option<AttentionalPoolConfig>,
+    /// LayerScale's initial value (`ls_1.gamma`, `ls_2.gamma`), `None`: no LayerScale.
+    pub ls_init_value: Option<f64>,
+    /// open_clip returns the tokens too; features are the same, so this is only kept.
+    pub output_tokens: bool,
+    /// LayerNorm eps (`norm_kwargs`).
+    pub norm_eps: f64,
+    /// GELU's form (`act_kwargs`).
+    pub gelu: GeluApproximate,
+}
+
+impl Default for VitConfig {
+    /// open_clip's `CLIPVisionCfg` defaults.
+    fn default() -> Self {
+        Self {
+            image_size: 224,
+            patch_size: 16,
+            width: 768,
+            layers: 12,
+            heads: 12,
+            mlp_ratio: 4.0,
+            ln_pre: true,
+            pool: VitPool::Tok,
+            final_ln_after_pool: false,
+            attentional_pool: None,
+            ls_init_value: None,
+            output_tokens: false,
+            norm_eps: 1e-5,
+            gelu: GeluApproximate::None,
+        }
+    }
 }
 
 /// A ModifiedResNet tower.
@@ -76,6 +151,56 @@ pub struct ResNetConfig {
     pub width: i64,
     /// Attention-pooling heads (`32 · width / head_width`).
     pub heads: i64,
+}
+
+/// timm's VisionTransformer in a SigLIP configuration: no class token, the latent-query attention
+/// pool (`global_pool='map'`), no head (`timm_proj: "none"`), LayerNorm eps 1e-6. The sizes come
+/// from the timm model name ([`TimmVitConfig::named`]), as in timm.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimmVitConfig {
+    /// timm's model name (`vit_base_patch16_siglip_224`, …).
+    pub model_name: String,
+    /// Input resolution (square; the model's own).
+    pub image_size: i64,
+    /// Patch side.
+    pub patch_size: i64,
+    /// Residual width (`embed_dim` in timm).
+    pub width: i64,
+    /// Residual blocks (`depth`).
+    pub layers: i64,
+    /// Attention heads (`num_heads`), also the attention pool's.
+    pub heads: i64,
+    /// MLP hidden width over residual width (blocks and the attention pool's MLP).
+    pub mlp_ratio: f64,
+    /// GELU's form (`act_layer='gelu_tanh'` in some SigLIP2 towers).
+    pub gelu: GeluApproximate,
+    /// open_clip's head dropout `timm_drop`: with `timm_proj: "none"` there is no head, and open_clip
+    /// builds no dropout layer for it, so the value is only kept.
+    pub timm_drop: f64,
+}
+
+/// Which token's features the text tower pools (`text_cfg.pool_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TextPool {
+    /// The highest id of each row (OpenAI's end-of-text token, 49407).
+    #[default]
+    Argmax,
+    /// The first position.
+    First,
+    /// The last position (SigLIP, CLIPA).
+    Last,
+    /// The first occurrence of `eos_id` (MetaCLIP 2); position 0 if there is none, as in open_clip.
+    Eos,
+}
+
+/// The text projection (`text_cfg.proj_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TextProjection {
+    /// `text_projection`, a `[width, embed_dim]` matrix, or a `nn.Linear` with `proj_bias`.
+    #[default]
+    Linear,
+    /// None: the pooled features are the output (width must be `embed_dim`).
+    None,
 }
 
 /// The text tower.
@@ -93,6 +218,100 @@ pub struct TextConfig {
     pub layers: i64,
     /// MLP hidden width over residual width.
     pub mlp_ratio: f64,
+    /// Causal attention (`no_causal_mask` turns it off: SigLIP, CLIPA).
+    pub causal: bool,
+    /// What is pooled.
+    pub pool: TextPool,
+    /// The end-of-text id [`TextPool::Eos`] looks for.
+    pub eos_id: i64,
+    /// The padding id; it matters only with `embed_cls`, whose mask hides padding.
+    pub pad_id: i64,
+    /// The projection.
+    pub projection: TextProjection,
+    /// The projection is an `nn.Linear` with a bias (`text_projection.weight`/`.bias`).
+    pub proj_bias: bool,
+    /// CoCa's class embedding `cls_emb`, appended after the text and pooled.
+    pub embed_cls: bool,
+    /// LayerScale's initial value, `None`: no LayerScale.
+    pub ls_init_value: Option<f64>,
+    /// open_clip returns the tokens too; features are the same, so this is only kept.
+    pub output_tokens: bool,
+    /// LayerNorm eps (`norm_kwargs`).
+    pub norm_eps: f64,
+    /// GELU's form (`act_kwargs`).
+    pub gelu: GeluApproximate,
+    /// The Hugging Face tokenizer the model uses (`hf_tokenizer_name`), kept for the tokenizer.
+    pub hf_tokenizer_name: Option<String>,
+    /// The tokenizer's options (`tokenizer_kwargs`), kept as written for the tokenizer.
+    pub tokenizer_kwargs: Option<serde_json::Value>,
+}
+
+impl Default for TextConfig {
+    /// open_clip's `CLIPTextCfg` defaults.
+    fn default() -> Self {
+        Self {
+            context_length: 77,
+            vocab_size: 49408,
+            width: 512,
+            heads: 8,
+            layers: 12,
+            mlp_ratio: 4.0,
+            causal: true,
+            pool: TextPool::Argmax,
+            eos_id: 2,
+            pad_id: 0,
+            projection: TextProjection::Linear,
+            proj_bias: false,
+            embed_cls: false,
+            ls_init_value: None,
+            output_tokens: false,
+            norm_eps: 1e-5,
+            gelu: GeluApproximate::None,
+            hf_tokenizer_name: None,
+            tokenizer_kwargs: None,
+        }
+    }
+}
+
+/// A string option of open_clip's configs read into an enum; a value this crate does not build is
+/// an error naming the key and the values it takes.
+macro_rules! string_option {
+    ($raw:ident => $ty:ty, $key:literal, { $($name:literal => $value:expr),+ $(,)? }) => {
+        #[derive(Deserialize)]
+        #[serde(try_from = "String")]
+        struct $raw($ty);
+
+        impl TryFrom<String> for $raw {
+            type Error = String;
+            fn try_from(s: String) -> std::result::Result<Self, String> {
+                match s.as_str() {
+                    $($name => Ok(Self($value)),)+
+                    other => Err(format!(concat!($key, ": {:?} is not built here (", $($name, " "),+, ")"), other)),
+                }
+            }
+        }
+    };
+}
+
+string_option!(RawVitPool => VitPool, "vision_cfg.pool_type", { "tok" => VitPool::Tok, "avg" => VitPool::Avg });
+string_option!(RawTextPool => TextPool, "text_cfg.pool_type", {
+    "argmax" => TextPool::Argmax, "first" => TextPool::First, "last" => TextPool::Last, "eos" => TextPool::Eos,
+});
+string_option!(RawTextProjection => TextProjection, "text_cfg.proj_type", { "linear" => TextProjection::Linear, "none" => TextProjection::None });
+string_option!(RawApproximate => GeluApproximate, "act_kwargs.approximate", { "none" => GeluApproximate::None, "tanh" => GeluApproximate::Tanh });
+
+/// `act_kwargs`: GELU's keyword arguments.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawActKwargs {
+    approximate: RawApproximate,
+}
+
+/// `norm_kwargs`: LayerNorm's keyword arguments.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNormKwargs {
+    eps: f64,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +320,8 @@ struct RawConfig {
     embed_dim: i64,
     #[serde(default)]
     quick_gelu: bool,
+    #[serde(default)]
+    custom_text: bool,
     #[serde(default)]
     init_logit_scale: Option<f64>,
     #[serde(default)]
@@ -116,18 +337,32 @@ enum RawLayers {
     ResNet([i64; 4]),
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
 struct RawVision {
-    image_size: i64,
-    layers: RawLayers,
-    width: i64,
-    #[serde(default)]
+    image_size: Option<i64>,
+    layers: Option<RawLayers>,
+    width: Option<i64>,
     patch_size: Option<i64>,
-    #[serde(default = "default_head_width")]
-    head_width: i64,
-    #[serde(default = "default_mlp_ratio")]
-    mlp_ratio: f64,
+    head_width: Option<i64>,
+    mlp_ratio: Option<f64>,
+    ls_init_value: Option<f64>,
+    no_ln_pre: Option<bool>,
+    pool_type: Option<RawVitPool>,
+    final_ln_after_pool: Option<bool>,
+    attentional_pool: Option<bool>,
+    attn_pooler_queries: Option<i64>,
+    attn_pooler_heads: Option<i64>,
+    output_tokens: Option<bool>,
+    act_kwargs: Option<RawActKwargs>,
+    norm_kwargs: Option<RawNormKwargs>,
+    timm_model_name: Option<String>,
+    timm_model_pretrained: Option<bool>,
+    timm_pool: Option<String>,
+    timm_proj: Option<String>,
+    timm_proj_bias: Option<bool>,
+    timm_drop: Option<f64>,
+    timm_drop_path: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -145,33 +380,60 @@ struct RawText {
     layers: i64,
     #[serde(default = "default_mlp_ratio")]
     mlp_ratio: f64,
+    #[serde(default)]
+    no_causal_mask: bool,
+    #[serde(default)]
+    pool_type: Option<RawTextPool>,
+    #[serde(default)]
+    eos_id: Option<i64>,
+    #[serde(default)]
+    pad_id: Option<i64>,
+    #[serde(default)]
+    proj_type: Option<RawTextProjection>,
+    #[serde(default)]
+    proj_bias: bool,
+    #[serde(default)]
+    embed_cls: bool,
+    #[serde(default)]
+    ls_init_value: Option<f64>,
+    #[serde(default)]
+    output_tokens: bool,
+    #[serde(default)]
+    act_kwargs: Option<RawActKwargs>,
+    #[serde(default)]
+    norm_kwargs: Option<RawNormKwargs>,
+    #[serde(default)]
+    hf_tokenizer_name: Option<String>,
+    #[serde(default)]
+    tokenizer_kwargs: Option<serde_json::Value>,
 }
 
-// open_clip's CLIPVisionCfg / CLIPTextCfg defaults.
-fn default_head_width() -> i64 {
-    64
-}
+// open_clip's CLIPTextCfg defaults.
 fn default_mlp_ratio() -> f64 {
     4.0
 }
 fn default_context_length() -> i64 {
-    77
+    TextConfig::default().context_length
 }
 fn default_vocab_size() -> i64 {
-    49408
+    TextConfig::default().vocab_size
 }
 fn default_text_width() -> i64 {
-    512
+    TextConfig::default().width
 }
 fn default_text_heads() -> i64 {
-    8
+    TextConfig::default().heads
 }
 fn default_text_layers() -> i64 {
-    12
+    TextConfig::default().layers
 }
 
 fn positive(name: &str, value: i64) -> Result<i64> {
     if value > 0 { Ok(value) } else { Err(Error::Config(format!("{name} must be positive, got {value}"))) }
+}
+
+fn positive_f64(name: &str, value: f64) -> Result<f64> {
+    if value.is_finite() && value > 0.0 { Ok(value) } else { Err(Error::Config(format!("{name} must be positive, got {value}"))) }
 }
 
 fn divides(what: &str, divisor: i64, value: i64) -> Result<()> {
@@ -182,57 +444,221 @@ fn divides(what: &str, divisor: i64, value: i64) -> Result<()> {
     }
 }
 
+fn gelu_of(section: &str, kwargs: Option<RawActKwargs>, quick_gelu: bool) -> Result<GeluApproximate> {
+    match kwargs {
+        None => Ok(GeluApproximate::None),
+        // open_clip passes them to QuickGELU, which takes none.
+        Some(_) if quick_gelu => Err(Error::Config(format!("{section}.act_kwargs: QuickGELU takes no arguments (quick_gelu is set)"))),
+        Some(k) => Ok(k.approximate.0),
+    }
+}
+
+fn eps_of(section: &str, kwargs: Option<RawNormKwargs>, default: f64) -> Result<f64> {
+    kwargs.map_or(Ok(default), |k| positive_f64(&format!("{section}.norm_kwargs.eps"), k.eps))
+}
+
+/// Keys given that the tower being built does not read, named in one error.
+fn none_of(tower: &str, keys: &[(&str, bool)]) -> Result<()> {
+    let given: Vec<&str> = keys.iter().filter(|(_, set)| *set).map(|(k, _)| *k).collect();
+    if given.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Config(format!("vision_cfg.{}: not read for {tower}", given.join(", vision_cfg."))))
+    }
+}
+
+fn timm_vision(v: RawVision, name: String) -> Result<VisionConfig> {
+    none_of("a timm tower (timm_model_name fixes the architecture)", &[
+        ("layers", v.layers.is_some()),
+        ("width", v.width.is_some()),
+        ("patch_size", v.patch_size.is_some()),
+        ("head_width", v.head_width.is_some()),
+        ("mlp_ratio", v.mlp_ratio.is_some()),
+        ("ls_init_value", v.ls_init_value.is_some()),
+        ("no_ln_pre", v.no_ln_pre.is_some()),
+        ("pool_type", v.pool_type.is_some()),
+        ("final_ln_after_pool", v.final_ln_after_pool.is_some()),
+        ("attentional_pool", v.attentional_pool.is_some()),
+        ("attn_pooler_queries", v.attn_pooler_queries.is_some()),
+        ("attn_pooler_heads", v.attn_pooler_heads.is_some()),
+        ("output_tokens", v.output_tokens.is_some()),
+        ("act_kwargs", v.act_kwargs.is_some()),
+        ("norm_kwargs", v.norm_kwargs.is_some()),
+    ])?;
+    let mut c = TimmVitConfig::named(&name)
+        .ok_or_else(|| Error::Config(format!("vision_cfg.timm_model_name: {name:?} is not built here ({})", TimmVitConfig::NAMES.join(", "))))?;
+    if v.timm_model_pretrained == Some(true) {
+        return Err(Error::Config("vision_cfg.timm_model_pretrained: timm's ImageNet weights are not fetched; load the model's own weights".into()));
+    }
+    // open_clip's defaults are "avg" and "linear": other heads than SigLIP's.
+    if v.timm_pool.as_deref() != Some("map") {
+        return Err(Error::Config(format!("vision_cfg.timm_pool: {:?} is not built here (map)", v.timm_pool.as_deref().unwrap_or("avg"))));
+    }
+    if v.timm_proj.as_deref() != Some("none") {
+        return Err(Error::Config(format!("vision_cfg.timm_proj: {:?} is not built here (none)", v.timm_proj.as_deref().unwrap_or("linear"))));
+    }
+    if v.timm_proj_bias == Some(true) {
+        return Err(Error::Config("vision_cfg.timm_proj_bias: there is no projection (timm_proj is none)".into()));
+    }
+    // Stochastic depth changes training; the model here has no dropout of any kind.
+    if v.timm_drop_path.is_some_and(|p| p != 0.0) {
+        return Err(Error::Config("vision_cfg.timm_drop_path: stochastic depth is not built here (0 or null)".into()));
+    }
+    c.timm_drop = v.timm_drop.unwrap_or(0.0);
+    if !(0.0..1.0).contains(&c.timm_drop) {
+        return Err(Error::Config(format!("vision_cfg.timm_drop must be in [0, 1), got {}", c.timm_drop)));
+    }
+    if let Some(size) = v.image_size
+        && size != c.image_size
+    {
+        // open_clip does not pass the size to timm, whose model takes only its own.
+        return Err(Error::Config(format!("vision_cfg.image_size: {name} takes {} px, not {size}", c.image_size)));
+    }
+    Ok(VisionConfig::TimmVit(c))
+}
+
+fn open_clip_vision(v: RawVision, quick_gelu: bool) -> Result<VisionConfig> {
+    none_of("open_clip's own towers (no timm_model_name)", &[
+        ("timm_model_pretrained", v.timm_model_pretrained.is_some()),
+        ("timm_pool", v.timm_pool.is_some()),
+        ("timm_proj", v.timm_proj.is_some()),
+        ("timm_proj_bias", v.timm_proj_bias.is_some()),
+        ("timm_drop", v.timm_drop.is_some()),
+        ("timm_drop_path", v.timm_drop_path.is_some()),
+    ])?;
+    let image_size = positive("vision_cfg.image_size", v.image_size.unwrap_or(224))?;
+    let width = positive("vision_cfg.width", v.width.ok_or_else(|| Error::Config("vision_cfg.width is required".into()))?)?;
+    let head_width = positive("vision_cfg.head_width", v.head_width.unwrap_or(64))?;
+    let layers = v.layers.ok_or_else(|| Error::Config("vision_cfg.layers is required".into()))?;
+    match layers {
+        RawLayers::Vit(layers) => {
+            let patch_size = v
+                .patch_size
+                .ok_or_else(|| Error::Config("vision_cfg.patch_size is required for a ViT (layers is a number)".into()))?;
+            positive("vision_cfg.patch_size", patch_size)?;
+            divides("vision_cfg.image_size over patch_size", patch_size, image_size)?;
+            divides("vision_cfg.width over head_width", head_width, width)?;
+            let attentional_pool = match v.attentional_pool {
+                Some(true) => {
+                    let heads = positive("vision_cfg.attn_pooler_heads", v.attn_pooler_heads.unwrap_or(8))?;
+                    Some(AttentionalPoolConfig { queries: positive("vision_cfg.attn_pooler_queries", v.attn_pooler_queries.unwrap_or(256))?, heads })
+                }
+                _ => {
+                    none_of("a ViT without attentional_pool", &[
+                        ("attn_pooler_queries", v.attn_pooler_queries.is_some()),
+                        ("attn_pooler_heads", v.attn_pooler_heads.is_some()),
+                    ])?;
+                    None
+                }
+            };
+            let defaults = VitConfig::default();
+            Ok(VisionConfig::Vit(VitConfig {
+                image_size,
+                patch_size,
+                width,
+                layers: positive("vision_cfg.layers", layers)?,
+                heads: width / head_width,
+                mlp_ratio: positive_f64("vision_cfg.mlp_ratio", v.mlp_ratio.unwrap_or(4.0))?,
+                ln_pre: !v.no_ln_pre.unwrap_or(false),
+                pool: v.pool_type.map_or(defaults.pool, |p| p.0),
+                final_ln_after_pool: v.final_ln_after_pool.unwrap_or(false),
+                attentional_pool,
+                ls_init_value: v.ls_init_value.map(|x| finite("vision_cfg.ls_init_value", x)).transpose()?,
+                output_tokens: v.output_tokens.unwrap_or(false),
+                norm_eps: eps_of("vision_cfg", v.norm_kwargs, defaults.norm_eps)?,
+                gelu: gelu_of("vision_cfg", v.act_kwargs, quick_gelu)?,
+            }))
+        }
+        RawLayers::ResNet(layers) => {
+            none_of("a ModifiedResNet", &[
+                ("mlp_ratio", v.mlp_ratio.is_some_and(|r| r != 4.0)),
+                ("ls_init_value", v.ls_init_value.is_some()),
+                ("no_ln_pre", v.no_ln_pre.is_some()),
+                ("pool_type", v.pool_type.is_some()),
+                ("final_ln_after_pool", v.final_ln_after_pool.is_some()),
+                ("attentional_pool", v.attentional_pool.is_some()),
+                ("attn_pooler_queries", v.attn_pooler_queries.is_some()),
+                ("attn_pooler_heads", v.attn_pooler_heads.is_some()),
+                ("output_tokens", v.output_tokens.is_some()),
+                ("act_kwargs", v.act_kwargs.is_some()),
+                ("norm_kwargs", v.norm_kwargs.is_some()),
+            ])?;
+            if v.patch_size.is_some() {
+                return Err(Error::Config("vision_cfg.patch_size must be null for a ModifiedResNet".into()));
+            }
+            for (i, &n) in layers.iter().enumerate() {
+                positive(&format!("vision_cfg.layers[{i}]"), n)?;
+            }
+            divides("vision_cfg.image_size", 32, image_size)?;
+            divides("vision_cfg.width · 32 over head_width", head_width, width * 32)?;
+            Ok(VisionConfig::ResNet(ResNetConfig { image_size, layers, width, heads: width * 32 / head_width }))
+        }
+    }
+}
+
+fn finite(name: &str, value: f64) -> Result<f64> {
+    if value.is_finite() { Ok(value) } else { Err(Error::Config(format!("{name} must be finite"))) }
+}
+
+fn text(t: RawText, quick_gelu: bool) -> Result<TextConfig> {
+    let defaults = TextConfig::default();
+    let pool = t.pool_type.map_or(defaults.pool, |p| p.0);
+    if t.eos_id.is_some() && pool != TextPool::Eos {
+        return Err(Error::Config("text_cfg.eos_id: read only with pool_type \"eos\"".into()));
+    }
+    let text = TextConfig {
+        context_length: positive("text_cfg.context_length", t.context_length)?,
+        vocab_size: positive("text_cfg.vocab_size", t.vocab_size)?,
+        width: positive("text_cfg.width", t.width)?,
+        heads: positive("text_cfg.heads", t.heads)?,
+        layers: positive("text_cfg.layers", t.layers)?,
+        mlp_ratio: positive_f64("text_cfg.mlp_ratio", t.mlp_ratio)?,
+        causal: !t.no_causal_mask,
+        pool,
+        eos_id: t.eos_id.unwrap_or(defaults.eos_id),
+        pad_id: t.pad_id.unwrap_or(defaults.pad_id),
+        projection: t.proj_type.map_or(defaults.projection, |p| p.0),
+        proj_bias: t.proj_bias,
+        embed_cls: t.embed_cls,
+        ls_init_value: t.ls_init_value.map(|x| finite("text_cfg.ls_init_value", x)).transpose()?,
+        output_tokens: t.output_tokens,
+        norm_eps: eps_of("text_cfg", t.norm_kwargs, defaults.norm_eps)?,
+        gelu: gelu_of("text_cfg", t.act_kwargs, quick_gelu)?,
+        hf_tokenizer_name: t.hf_tokenizer_name,
+        tokenizer_kwargs: t.tokenizer_kwargs,
+    };
+    divides("text_cfg.width over heads", text.heads, text.width)?;
+    if text.embed_cls && text.pool != TextPool::Argmax {
+        // open_clip pools the class embedding then, whatever pool_type says.
+        return Err(Error::Config("text_cfg.pool_type: embed_cls pools the class embedding; leave pool_type unset".into()));
+    }
+    if text.proj_bias && text.projection == TextProjection::None {
+        return Err(Error::Config("text_cfg.proj_bias: there is no projection (proj_type is none)".into()));
+    }
+    Ok(text)
+}
+
 impl TryFrom<RawConfig> for ClipConfig {
     type Error = Error;
 
     fn try_from(raw: RawConfig) -> Result<Self> {
-        let v = raw.vision_cfg;
-        let image_size = positive("vision_cfg.image_size", v.image_size)?;
-        let width = positive("vision_cfg.width", v.width)?;
-        let head_width = positive("vision_cfg.head_width", v.head_width)?;
-        let vision = match v.layers {
-            RawLayers::Vit(layers) => {
-                let patch_size = v
-                    .patch_size
-                    .ok_or_else(|| Error::Config("vision_cfg.patch_size is required for a ViT (layers is a number)".into()))?;
-                positive("vision_cfg.patch_size", patch_size)?;
-                divides("vision_cfg.image_size over patch_size", patch_size, image_size)?;
-                divides("vision_cfg.width over head_width", head_width, width)?;
-                VisionConfig::Vit(VitConfig {
-                    image_size,
-                    patch_size,
-                    width,
-                    layers: positive("vision_cfg.layers", layers)?,
-                    heads: width / head_width,
-                    mlp_ratio: v.mlp_ratio,
-                })
-            }
-            RawLayers::ResNet(layers) => {
-                if v.patch_size.is_some() {
-                    return Err(Error::Config("vision_cfg.patch_size must be null for a ModifiedResNet".into()));
-                }
-                for (i, &n) in layers.iter().enumerate() {
-                    positive(&format!("vision_cfg.layers[{i}]"), n)?;
-                }
-                divides("vision_cfg.image_size", 32, image_size)?;
-                divides("vision_cfg.width · 32 over head_width", head_width, width * 32)?;
-                VisionConfig::ResNet(ResNetConfig { image_size, layers, width, heads: width * 32 / head_width })
-            }
+        let embed_dim = positive("embed_dim", raw.embed_dim)?;
+        let vision = match raw.vision_cfg.timm_model_name.clone() {
+            Some(name) => timm_vision(raw.vision_cfg, name)?,
+            None => open_clip_vision(raw.vision_cfg, raw.quick_gelu)?,
         };
-        let t = raw.text_cfg;
-        let text = TextConfig {
-            context_length: positive("text_cfg.context_length", t.context_length)?,
-            vocab_size: positive("text_cfg.vocab_size", t.vocab_size)?,
-            width: positive("text_cfg.width", t.width)?,
-            heads: positive("text_cfg.heads", t.heads)?,
-            layers: positive("text_cfg.layers", t.layers)?,
-            mlp_ratio: t.mlp_ratio,
-        };
-        divides("text_cfg.width over heads", text.heads, text.width)?;
-        for (name, ratio) in [("vision_cfg.mlp_ratio", v.mlp_ratio), ("text_cfg.mlp_ratio", t.mlp_ratio)] {
-            if ratio.is_nan() || ratio <= 0.0 {
-                return Err(Error::Config(format!("{name} must be positive, got {ratio}")));
-            }
+        let text = text(raw.text_cfg, raw.quick_gelu)?;
+        if text.projection == TextProjection::None && text.width != embed_dim {
+            return Err(Error::Config(format!("text_cfg.proj_type none: the width {} must be embed_dim {embed_dim}", text.width)));
+        }
+        if let VisionConfig::TimmVit(v) = &vision
+            && v.width != embed_dim
+        {
+            return Err(Error::Config(format!("vision_cfg.timm_proj none: {}'s width {} must be embed_dim {embed_dim}", v.model_name, v.width)));
+        }
+        if text.embed_cls && !raw.custom_text {
+            // open_clip's CLIP copies the tower's parts to the root but not cls_emb.
+            return Err(Error::Config("text_cfg.embed_cls: only with custom_text (open_clip's CLIP drops cls_emb)".into()));
         }
         for (name, value) in [("init_logit_scale", raw.init_logit_scale), ("init_logit_bias", raw.init_logit_bias)] {
             if value.is_some_and(|v| !v.is_finite()) {
@@ -240,8 +666,9 @@ impl TryFrom<RawConfig> for ClipConfig {
             }
         }
         Ok(Self {
-            embed_dim: positive("embed_dim", raw.embed_dim)?,
+            embed_dim,
             quick_gelu: raw.quick_gelu,
+            custom_text: raw.custom_text,
             vision,
             text,
             init_logit_scale: raw.init_logit_scale,
@@ -334,26 +761,93 @@ impl ClipConfig {
         }
     }
 
-    /// The config as open_clip model-config JSON (what [`ClipConfig::from_json`] reads).
+    /// The config as open_clip model-config JSON (what [`ClipConfig::from_json`] reads); options
+    /// at open_clip's defaults are left out.
     pub fn to_json(&self) -> String {
+        let approximate = |g: GeluApproximate| match g {
+            GeluApproximate::None => "none",
+            GeluApproximate::Tanh => "tanh",
+        };
         let vision = match &self.vision {
-            VisionConfig::Vit(v) => serde_json::json!({
-                "image_size": v.image_size, "layers": v.layers, "width": v.width, "patch_size": v.patch_size,
-                "head_width": v.width / v.heads, "mlp_ratio": v.mlp_ratio,
-            }),
+            VisionConfig::Vit(v) => {
+                let mut json = serde_json::json!({
+                    "image_size": v.image_size, "layers": v.layers, "width": v.width, "patch_size": v.patch_size,
+                    "head_width": v.width / v.heads, "mlp_ratio": v.mlp_ratio,
+                });
+                let d = VitConfig::default();
+                let mut set = |key: &str, value: serde_json::Value, default: bool| {
+                    if !default {
+                        json[key] = value;
+                    }
+                };
+                set("no_ln_pre", true.into(), v.ln_pre);
+                set("pool_type", "avg".into(), v.pool == VitPool::Tok);
+                set("final_ln_after_pool", true.into(), !v.final_ln_after_pool);
+                if let Some(a) = v.attentional_pool {
+                    set("attentional_pool", true.into(), false);
+                    set("attn_pooler_queries", a.queries.into(), false);
+                    set("attn_pooler_heads", a.heads.into(), false);
+                }
+                set("ls_init_value", serde_json::json!(v.ls_init_value), v.ls_init_value.is_none());
+                set("output_tokens", true.into(), !v.output_tokens);
+                set("norm_kwargs", serde_json::json!({"eps": v.norm_eps}), v.norm_eps == d.norm_eps);
+                set("act_kwargs", serde_json::json!({"approximate": approximate(v.gelu)}), v.gelu == d.gelu);
+                json
+            }
             VisionConfig::ResNet(r) => serde_json::json!({
                 "image_size": r.image_size, "layers": r.layers, "width": r.width, "patch_size": null,
                 "head_width": r.width * 32 / r.heads,
             }),
+            VisionConfig::TimmVit(v) => {
+                let mut json = serde_json::json!({
+                    "image_size": v.image_size, "timm_model_name": v.model_name, "timm_model_pretrained": false,
+                    "timm_pool": "map", "timm_proj": "none",
+                });
+                if v.timm_drop != 0.0 {
+                    json["timm_drop"] = v.timm_drop.into();
+                }
+                json
+            }
         };
         let t = &self.text;
+        let mut text = serde_json::json!({
+            "context_length": t.context_length, "vocab_size": t.vocab_size, "width": t.width,
+            "heads": t.heads, "layers": t.layers, "mlp_ratio": t.mlp_ratio,
+        });
+        let d = TextConfig::default();
+        let mut set = |key: &str, value: serde_json::Value, default: bool| {
+            if !default {
+                text[key] = value;
+            }
+        };
+        set("no_causal_mask", true.into(), t.causal);
+        let pool = match t.pool {
+            TextPool::Argmax => "argmax",
+            TextPool::First => "first",
+            TextPool::Last => "last",
+            TextPool::Eos => "eos",
+        };
+        set("pool_type", pool.into(), t.pool == d.pool);
+        set("eos_id", t.eos_id.into(), t.pool != TextPool::Eos);
+        set("pad_id", t.pad_id.into(), t.pad_id == d.pad_id);
+        set("proj_type", "none".into(), t.projection == TextProjection::Linear);
+        set("proj_bias", true.into(), !t.proj_bias);
+        set("embed_cls", true.into(), !t.embed_cls);
+        set("ls_init_value", serde_json::json!(t.ls_init_value), t.ls_init_value.is_none());
+        set("output_tokens", true.into(), !t.output_tokens);
+        set("norm_kwargs", serde_json::json!({"eps": t.norm_eps}), t.norm_eps == d.norm_eps);
+        set("act_kwargs", serde_json::json!({"approximate": approximate(t.gelu)}), t.gelu == d.gelu);
+        set("hf_tokenizer_name", serde_json::json!(t.hf_tokenizer_name), t.hf_tokenizer_name.is_none());
+        set("tokenizer_kwargs", serde_json::json!(t.tokenizer_kwargs), t.tokenizer_kwargs.is_none());
         let mut json = serde_json::json!({
             "embed_dim": self.embed_dim,
             "quick_gelu": self.quick_gelu,
             "vision_cfg": vision,
-            "text_cfg": {"context_length": t.context_length, "vocab_size": t.vocab_size, "width": t.width,
-                         "heads": t.heads, "layers": t.layers, "mlp_ratio": t.mlp_ratio},
+            "text_cfg": text,
         });
+        if self.custom_text {
+            json["custom_text"] = true.into();
+        }
         for (key, value) in [("init_logit_scale", self.init_logit_scale), ("init_logit_bias", self.init_logit_bias)] {
             if let Some(v) = value {
                 json[key] = serde_json::json!(v);
@@ -437,10 +931,70 @@ mod tests {
             (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":[1,1,1],"width":64},"text_cfg":{}}"#, "layers"),
             (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32},"text_cfg":{"width":100,"heads":8}}"#, "not a multiple of 8"),
             ("not json", "expected"),
+            // The newer families' options: what is not built is named.
+            (r#"{"embed_dim":768,"vision_cfg":{"image_size":224,"timm_model_name":"eva02_base_patch16_clip_224","timm_pool":"map","timm_proj":"none"},"text_cfg":{}}"#, "timm_model_name: \"eva02"),
+            (r#"{"embed_dim":768,"vision_cfg":{"image_size":224,"timm_model_name":"vit_base_patch16_siglip_224","timm_model_pretrained":true,"timm_pool":"map","timm_proj":"none"},"text_cfg":{}}"#, "timm_model_pretrained"),
+            (r#"{"embed_dim":768,"vision_cfg":{"image_size":224,"timm_model_name":"vit_base_patch16_siglip_224","timm_proj":"none"},"text_cfg":{}}"#, "timm_pool: \"avg\""),
+            (r#"{"embed_dim":768,"vision_cfg":{"image_size":224,"timm_model_name":"vit_base_patch16_siglip_224","timm_pool":"map"},"text_cfg":{}}"#, "timm_proj: \"linear\""),
+            (r#"{"embed_dim":768,"vision_cfg":{"image_size":384,"timm_model_name":"vit_base_patch16_siglip_224","timm_pool":"map","timm_proj":"none"},"text_cfg":{}}"#, "takes 224 px"),
+            (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"timm_model_name":"vit_base_patch16_siglip_224","timm_pool":"map","timm_proj":"none"},"text_cfg":{}}"#, "must be embed_dim"),
+            (r#"{"embed_dim":768,"vision_cfg":{"image_size":224,"timm_model_name":"vit_base_patch16_siglip_224","timm_pool":"map","timm_proj":"none","timm_drop_path":0.1},"text_cfg":{}}"#, "timm_drop_path"),
+            (r#"{"embed_dim":768,"vision_cfg":{"image_size":224,"timm_model_name":"vit_base_patch16_siglip_224","timm_pool":"map","timm_proj":"none","width":768},"text_cfg":{}}"#, "vision_cfg.width: not read"),
+            (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32,"timm_pool":"map"},"text_cfg":{}}"#, "vision_cfg.timm_pool: not read"),
+            (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32,"pool_type":"none"},"text_cfg":{}}"#, "vision_cfg.pool_type: \"none\""),
+            (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32},"text_cfg":{"pool_type":"none"}}"#, "text_cfg.pool_type: \"none\""),
+            (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32},"text_cfg":{"proj_type":"mlp"}}"#, "text_cfg.proj_type: \"mlp\""),
+            (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32},"text_cfg":{"eos_id":2}}"#, "text_cfg.eos_id"),
+            (r#"{"embed_dim":512,"quick_gelu":true,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32},"text_cfg":{"act_kwargs":{"approximate":"tanh"}}}"#, "QuickGELU takes no arguments"),
+            (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32},"text_cfg":{"norm_kwargs":{"eps":1e-6,"elementwise_affine":false}}}"#, "elementwise_affine"),
+            (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32},"text_cfg":{"embed_cls":true}}"#, "only with custom_text"),
+            (r#"{"embed_dim":256,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32},"text_cfg":{"proj_type":"none"}}"#, "must be embed_dim 256"),
+            (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32,"patch_dropout":0.5},"text_cfg":{}}"#, "patch_dropout"),
+            (r#"{"embed_dim":512,"multimodal_cfg":{},"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32},"text_cfg":{}}"#, "multimodal_cfg"),
         ];
         for (json, needle) in cases {
             let err = ClipConfig::from_json(json).unwrap_err().to_string();
             assert!(err.contains(needle), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_newer_families_options_parse_and_round_trip() {
+        let configs = [
+            // ViT-B-16-SigLIP2 as open_clip 3.3.0 ships it.
+            r#"{"embed_dim": 768, "init_logit_bias": -10, "custom_text": true, "vision_cfg": {"image_size": 224, "timm_model_name": "vit_base_patch16_siglip_224", "timm_model_pretrained": false, "timm_pool": "map", "timm_proj": "none"}, "text_cfg": {"context_length": 64, "vocab_size": 256000, "hf_tokenizer_name": "timm/ViT-B-16-SigLIP2", "tokenizer_kwargs": {"clean": "canonicalize"}, "width": 768, "heads": 12, "layers": 12, "no_causal_mask": true, "proj_bias": true, "pool_type": "last", "norm_kwargs": {"eps": 1e-06}, "act_kwargs": {"approximate": "tanh"}}}"#,
+            // ViT-L-14-CLIPA.
+            r#"{"embed_dim": 768, "vision_cfg": {"image_size": 224, "layers": 24, "width": 1024, "patch_size": 14, "no_ln_pre": true, "pool_type": "avg", "final_ln_after_pool": true}, "text_cfg": {"context_length": 32, "vocab_size": 32000, "hf_tokenizer_name": "bert-base-uncased", "tokenizer_kwargs": {"strip_sep_token": true}, "width": 768, "heads": 12, "layers": 12, "pool_type": "last", "no_causal_mask": true}}"#,
+            // coca_ViT-B-32 without its decoder (multimodal_cfg).
+            r#"{"embed_dim": 512, "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 32, "attentional_pool": true, "attn_pooler_heads": 8, "output_tokens": true}, "text_cfg": {"context_length": 76, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12, "embed_cls": true, "output_tokens": true}, "custom_text": true}"#,
+            // ViT-H-14-worldwide, and ViT-M-16-alt's LayerScale.
+            r#"{"embed_dim": 1024, "vision_cfg": {"image_size": 224, "layers": 32, "width": 1280, "head_width": 80, "patch_size": 14, "ls_init_value": 0.0001}, "text_cfg": {"hf_tokenizer_name": "facebook/xlm-v-base", "pool_type": "eos", "eos_id": 2, "context_length": 77, "vocab_size": 901629, "width": 1024, "heads": 16, "layers": 24}}"#,
+            // ViT-SO400M-16-SigLIP-i18n-256: no text projection.
+            r#"{"embed_dim": 1152, "init_logit_bias": -10, "custom_text": true, "vision_cfg": {"image_size": 256, "timm_model_name": "vit_so400m_patch16_siglip_256", "timm_model_pretrained": false, "timm_pool": "map", "timm_proj": "none"}, "text_cfg": {"context_length": 64, "vocab_size": 250000, "hf_tokenizer_name": "timm/ViT-B-16-SigLIP-i18n-256", "tokenizer_kwargs": {"clean": "canonicalize"}, "width": 1152, "heads": 16, "layers": 27, "mlp_ratio": 3.7362, "no_causal_mask": true, "pool_type": "last", "proj_type": "none", "norm_kwargs": {"eps": 1e-06}}}"#,
+        ];
+        for json in configs {
+            let config = ClipConfig::from_json(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(ClipConfig::from_json(&config.to_json()).unwrap(), config, "{json}");
+        }
+        let siglip2 = ClipConfig::from_json(configs[0]).unwrap();
+        let VisionConfig::TimmVit(v) = &siglip2.vision else { panic!("timm tower expected") };
+        assert_eq!((v.image_size, v.patch_size, v.width, v.layers, v.heads, v.gelu), (224, 16, 768, 12, 12, GeluApproximate::None));
+        let t = &siglip2.text;
+        assert!(siglip2.custom_text && !t.causal && t.proj_bias);
+        assert_eq!((t.pool, t.norm_eps, t.gelu, t.hf_tokenizer_name.as_deref()), (TextPool::Last, 1e-6, GeluApproximate::Tanh, Some("timm/ViT-B-16-SigLIP2")));
+        let VisionConfig::Vit(clipa) = ClipConfig::from_json(configs[1]).unwrap().vision else { panic!("ViT expected") };
+        assert!(!clipa.ln_pre && clipa.final_ln_after_pool && clipa.pool == VitPool::Avg);
+        let coca = ClipConfig::from_json(configs[2]).unwrap();
+        let VisionConfig::Vit(v) = &coca.vision else { panic!("ViT expected") };
+        assert_eq!(v.attentional_pool, Some(AttentionalPoolConfig { queries: 256, heads: 8 }));
+        assert!(coca.text.embed_cls);
+        let worldwide = ClipConfig::from_json(configs[3]).unwrap();
+        assert_eq!((worldwide.text.pool, worldwide.text.eos_id), (TextPool::Eos, 2));
+        assert_eq!(ClipConfig::from_json(configs[4]).unwrap().text.projection, TextProjection::None);
+        // Every timm name resolves, its resolution from the name.
+        for name in TimmVitConfig::NAMES {
+            let c = TimmVitConfig::named(name).unwrap();
+            assert!(name.ends_with(&format!("_{}", c.image_size)) && name.contains(&format!("patch{}", c.patch_size)), "{name}");
         }
     }
 }

@@ -6,24 +6,36 @@
 use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
 
-/// OpenAI's weights use QuickGELU, `x·σ(1.702x)`; other open_clip models exact GELU.
+use crate::config::GeluApproximate;
+
+/// OpenAI's weights use QuickGELU, `x·σ(1.702x)`; other open_clip models exact GELU, and some
+/// SigLIP2 towers GELU's tanh approximation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
     /// `x·σ(1.702x)`.
     QuickGelu,
     /// `x·Φ(x)`.
     Gelu,
+    /// GELU's tanh approximation (PyTorch's `approximate='tanh'`).
+    GeluTanh,
 }
 
 impl Activation {
-    pub(crate) fn from_quick_gelu(quick_gelu: bool) -> Self {
-        if quick_gelu { Self::QuickGelu } else { Self::Gelu }
+    /// open_clip's choice for its own towers: QuickGELU when the config says so, else GELU in the
+    /// form `act_kwargs` gives.
+    pub(crate) fn new(quick_gelu: bool, gelu: GeluApproximate) -> Self {
+        match (quick_gelu, gelu) {
+            (true, _) => Self::QuickGelu,
+            (false, GeluApproximate::None) => Self::Gelu,
+            (false, GeluApproximate::Tanh) => Self::GeluTanh,
+        }
     }
 
-    fn apply(self, xs: &Tensor) -> Tensor {
+    pub(crate) fn apply(self, xs: &Tensor) -> Tensor {
         match self {
             Self::QuickGelu => xs * (xs * 1.702).sigmoid(),
             Self::Gelu => xs.gelu("none"),
+            Self::GeluTanh => xs.gelu("tanh"),
         }
     }
 }
@@ -48,9 +60,9 @@ fn normal(std: f64) -> Init {
     Init::Randn { mean: 0.0, stdev: std }
 }
 
-/// LayerNorm with PyTorch's eps.
-pub(crate) fn layer_norm(p: nn::Path<'_>, width: i64) -> nn::LayerNorm {
-    nn::layer_norm(p, vec![width], nn::LayerNormConfig { eps: 1e-5, ..Default::default() })
+/// LayerNorm with the given eps (PyTorch's 1e-5 unless `norm_kwargs` say otherwise; timm's 1e-6).
+pub(crate) fn layer_norm(p: nn::Path<'_>, width: i64, eps: f64) -> nn::LayerNorm {
+    nn::layer_norm(p, vec![width], nn::LayerNormConfig { eps, ..Default::default() })
 }
 
 /// Linear layer with a normal weight init and zero bias.
@@ -78,30 +90,124 @@ impl Attention {
             heads,
         }
     }
+}
 
-    /// `causal`: each position attends only to itself and earlier ones (the text tower).
-    fn forward(&self, xs: &Tensor, layout: &Layout, causal: bool) -> Tensor {
+/// Fused-QKV self-attention's parameters, in any checkpoint layout: open_clip's
+/// `nn.MultiheadAttention` or timm's `qkv`/`proj` linears.
+pub(crate) struct SelfAttention<'a> {
+    /// `[3d, d]`, queries, keys, values stacked in that order.
+    pub(crate) qkv_weight: &'a Tensor,
+    /// `[3d]`.
+    pub(crate) qkv_bias: Option<&'a Tensor>,
+    pub(crate) out_proj: &'a nn::Linear,
+    pub(crate) heads: i64,
+}
+
+/// Which keys each query sees.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Mask<'a> {
+    /// All of them.
+    None,
+    /// Its own position and earlier ones (the text tower).
+    Causal,
+    /// Those marked true in a boolean `[b, 1, t, t]` (query, key) grid.
+    Explicit(&'a Tensor),
+}
+
+impl SelfAttention<'_> {
+    fn forward(&self, xs: &Tensor, layout: &Layout, mask: Mask<'_>) -> Tensor {
         let (b, t, d) = (layout.batch, layout.tokens, xs.size()[1]);
-        let qkv = layout.pad(&xs.linear(&self.in_proj_weight, Some(&self.in_proj_bias))); // [b, t, 3d]
+        let qkv = layout.pad(&xs.linear(self.qkv_weight, self.qkv_bias)); // [b, t, 3d]
         let qkv = qkv.view([b, t, 3, self.heads, d / self.heads]).permute([2, 0, 3, 1, 4]); // [3, b, h, t, dh]
         let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
-        let out = Tensor::scaled_dot_product_attention::<Tensor>(&q, &k, &v, None, 0.0, causal, None, false);
-        layout.select(&out.transpose(1, 2)).apply(&self.out_proj)
+        let (explicit, causal) = match mask {
+            Mask::None => (None, false),
+            Mask::Causal => (None, true),
+            Mask::Explicit(m) => (Some(m), false),
+        };
+        let out = Tensor::scaled_dot_product_attention(&q, &k, &v, explicit, 0.0, causal, None, false);
+        layout.select(&out.transpose(1, 2)).apply(self.out_proj)
     }
 
     /// The output at each sequence's pooled token alone, `[b, d]`: keys and values still come
-    /// from every token; with `causal`, only from those up to the pooled one.
-    fn forward_at(&self, xs: &Tensor, layout: &Layout, causal: bool) -> Tensor {
+    /// from every token the mask lets the pooled one see.
+    fn forward_at(&self, xs: &Tensor, layout: &Layout, mask: Mask<'_>) -> Tensor {
         let (b, t, d) = (layout.batch, layout.tokens, xs.size()[1]);
         let head_dim = d / self.heads;
-        let (w, bias) = (&self.in_proj_weight, &self.in_proj_bias);
-        let q = layout.pooled_rows(xs).linear(&w.narrow(0, 0, d), Some(bias.narrow(0, 0, d)));
-        let kv = layout.pad(&xs.linear(&w.narrow(0, d, 2 * d), Some(bias.narrow(0, d, 2 * d))));
+        let (w, bias) = (self.qkv_weight, self.qkv_bias);
+        let q = layout.pooled_rows(xs).linear(&w.narrow(0, 0, d), bias.map(|b| b.narrow(0, 0, d)));
+        let kv = layout.pad(&xs.linear(&w.narrow(0, d, 2 * d), bias.map(|b| b.narrow(0, d, 2 * d))));
         let kv = kv.view([b, t, 2, self.heads, head_dim]).permute([2, 0, 3, 1, 4]); // [2, b, h, t, dh]
-        let mask = causal.then(|| Tensor::arange(t, (Kind::Int64, xs.device())).view([1, t]).le_tensor(&layout.at.view([b, 1])).view([b, 1, 1, t]));
+        let mask = match mask {
+            Mask::None => None,
+            Mask::Causal => Some(Tensor::arange(t, (Kind::Int64, xs.device())).view([1, t]).le_tensor(&layout.at.view([b, 1])).view([b, 1, 1, t])),
+            // The pooled query's row of the grid.
+            Mask::Explicit(m) => Some(m.expand([b, 1, t, t], false).gather(2, &layout.at.view([b, 1, 1, 1]).expand([b, 1, 1, t], false), false)),
+        };
         let q = q.view([b, self.heads, 1, head_dim]);
         let out = Tensor::scaled_dot_product_attention(&q, &kv.get(0), &kv.get(1), mask, 0.0, false, None, false);
-        out.reshape([b, d]).apply(&self.out_proj)
+        out.reshape([b, d]).apply(self.out_proj)
+    }
+}
+
+/// A pre-LN residual block, `x + ls_1(attn(norm_1(x)))`, then `x + ls_2(mlp(norm_2(x)))`, whatever
+/// its checkpoint calls the parts: open_clip's [`ResidualAttentionBlock`] and timm's `Block`.
+pub(crate) trait PreNormBlock {
+    /// The attention branch's LayerNorm.
+    fn norm_1(&self, xs: &Tensor) -> Tensor;
+    /// The attention's parameters.
+    fn attention(&self) -> SelfAttention<'_>;
+    /// LayerScale after the attention (the identity without one).
+    fn scale_1(&self, xs: Tensor) -> Tensor;
+    /// The whole MLP branch, `ls_2(mlp(norm_2(x)))`.
+    fn mlp_branch(&self, xs: &Tensor) -> Tensor;
+
+    /// Every computed token, `[rows, d]` as `layout` says.
+    fn forward(&self, xs: &Tensor, layout: &Layout, mask: Mask<'_>) -> Tensor {
+        let xs = xs + self.scale_1(self.attention().forward(&self.norm_1(xs), layout, mask));
+        &xs + self.mlp_branch(&xs)
+    }
+
+    /// [`Self::forward`] at each sequence's pooled token alone, `[b, d]`.
+    fn forward_at(&self, xs: &Tensor, layout: &Layout, mask: Mask<'_>) -> Tensor {
+        let x = layout.pooled_rows(xs) + self.scale_1(self.attention().forward_at(&self.norm_1(xs), layout, mask));
+        &x + self.mlp_branch(&x)
+    }
+}
+
+/// The residual stream after `blocks` at each sequence's pooled token (`[b, d]`; `xs`: `[rows, d]`
+/// as `layout` says): the class token, or each text's pooled token — all that pooling reads. So
+/// the last block runs its queries, output projection and MLP on those tokens alone (keys and
+/// values still on all): about four fifths of that block's work skipped, with the same features
+/// and gradients. Packed layouts need causal attention.
+pub(crate) fn run_pooled<B: PreNormBlock>(blocks: &[B], xs: &Tensor, layout: &Layout, mask: Mask<'_>) -> Tensor {
+    debug_assert!(matches!(mask, Mask::Causal) || layout.kept.is_none(), "packed tokens need causal attention");
+    let Some((last, blocks)) = blocks.split_last() else { return layout.pooled_rows(xs) };
+    let xs = run_all(blocks, xs, layout, mask);
+    last.forward_at(&xs, layout, mask)
+}
+
+/// The residual stream after `blocks` at every computed token, `[rows, d]`.
+pub(crate) fn run_all<B: PreNormBlock>(blocks: &[B], xs: &Tensor, layout: &Layout, mask: Mask<'_>) -> Tensor {
+    blocks.iter().fold(xs.shallow_clone(), |xs, block| block.forward(&xs, layout, mask))
+}
+
+/// LayerScale, `x · gamma` (open_clip's `ls_1`/`ls_2`, timm's `ls1`/`ls2`).
+#[derive(Debug)]
+pub(crate) struct LayerScale {
+    gamma: Tensor,
+}
+
+impl LayerScale {
+    pub(crate) fn new(p: nn::Path<'_>, width: i64, init: f64) -> Self {
+        Self { gamma: p.var("gamma", &[width], Init::Const(init)) }
+    }
+
+    pub(crate) fn maybe(scale: Option<&Self>, xs: Tensor) -> Tensor {
+        match scale {
+            Some(s) => xs * &s.gamma,
+            None => xs,
+        }
     }
 }
 
@@ -154,12 +260,12 @@ impl Layout {
     }
 
     /// Each sequence's pooled token of `[rows, c]` activations, `[batch, c]`.
-    fn pooled_rows(&self, xs: &Tensor) -> Tensor {
+    pub(crate) fn pooled_rows(&self, xs: &Tensor) -> Tensor {
         xs.index_select(0, &self.at_row)
     }
 
     /// `[rows, c]` → `[batch, tokens, c]`, zeros at the skipped tokens.
-    fn pad(&self, xs: &Tensor) -> Tensor {
+    pub(crate) fn pad(&self, xs: &Tensor) -> Tensor {
         let c = xs.size()[1];
         match &self.kept {
             Some([sequence, column]) => Tensor::zeros([self.batch, self.tokens, c], (xs.kind(), xs.device()))
@@ -189,26 +295,47 @@ impl Module for Mlp {
     }
 }
 
-/// Pre-LN residual block: `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`.
+/// open_clip's pre-LN residual block (`ln_1`, `attn`, `ls_1`, `ln_2`, `mlp`, `ls_2`).
 #[derive(Debug)]
 pub(crate) struct ResidualAttentionBlock {
     ln_1: nn::LayerNorm,
     attn: Attention,
+    ls_1: Option<LayerScale>,
     ln_2: nn::LayerNorm,
     mlp: Mlp,
+    ls_2: Option<LayerScale>,
 }
 
-impl ResidualAttentionBlock {
-    fn forward(&self, xs: &Tensor, layout: &Layout, causal: bool) -> Tensor {
-        let xs = xs + self.attn.forward(&xs.apply(&self.ln_1), layout, causal);
-        &xs + xs.apply(&self.ln_2).apply(&self.mlp)
+impl PreNormBlock for ResidualAttentionBlock {
+    fn norm_1(&self, xs: &Tensor) -> Tensor {
+        xs.apply(&self.ln_1)
     }
 
-    /// [`Self::forward`] at each sequence's pooled token alone, `[b, d]`.
-    fn forward_at(&self, xs: &Tensor, layout: &Layout, causal: bool) -> Tensor {
-        let x = layout.pooled_rows(xs) + self.attn.forward_at(&xs.apply(&self.ln_1), layout, causal);
-        &x + x.apply(&self.ln_2).apply(&self.mlp)
+    fn attention(&self) -> SelfAttention<'_> {
+        let a = &self.attn;
+        SelfAttention { qkv_weight: &a.in_proj_weight, qkv_bias: Some(&a.in_proj_bias), out_proj: &a.out_proj, heads: a.heads }
     }
+
+    fn scale_1(&self, xs: Tensor) -> Tensor {
+        LayerScale::maybe(self.ls_1.as_ref(), xs)
+    }
+
+    fn mlp_branch(&self, xs: &Tensor) -> Tensor {
+        LayerScale::maybe(self.ls_2.as_ref(), xs.apply(&self.ln_2).apply(&self.mlp))
+    }
+}
+
+/// A transformer's shape and options.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TransformerConfig {
+    pub(crate) width: i64,
+    pub(crate) layers: i64,
+    pub(crate) heads: i64,
+    pub(crate) mlp_ratio: f64,
+    pub(crate) activation: Activation,
+    pub(crate) norm_eps: f64,
+    pub(crate) ls_init_value: Option<f64>,
+    pub(crate) causal: bool,
 }
 
 /// A stack of residual attention blocks (`transformer.resblocks.N`).
@@ -219,34 +346,45 @@ pub(crate) struct Transformer {
 }
 
 impl Transformer {
-    pub(crate) fn new(p: nn::Path<'_>, width: i64, layers: i64, heads: i64, mlp_ratio: f64, activation: Activation, causal: bool) -> Self {
-        let std = InitStd::for_transformer(width, layers);
-        let hidden = (width as f64 * mlp_ratio) as i64;
+    pub(crate) fn new(p: nn::Path<'_>, c: &TransformerConfig) -> Self {
+        let (width, eps) = (c.width, c.norm_eps);
+        let std = InitStd::for_transformer(width, c.layers);
+        let hidden = (width as f64 * c.mlp_ratio) as i64;
         let blocks = &p / "resblocks";
-        let resblocks = (0..layers)
+        let resblocks = (0..c.layers)
             .map(|i| {
                 let b = &blocks / i;
+                let scale = |name: &str| c.ls_init_value.map(|init| LayerScale::new(&b / name, width, init));
                 ResidualAttentionBlock {
-                    ln_1: layer_norm(&b / "ln_1", width),
-                    attn: Attention::new(&b / "attn", width, heads, std),
-                    ln_2: layer_norm(&b / "ln_2", width),
-                    mlp: Mlp::new(&b / "mlp", width, hidden, activation, std),
+                    ln_1: layer_norm(&b / "ln_1", width, eps),
+                    attn: Attention::new(&b / "attn", width, c.heads, std),
+                    ls_1: scale("ls_1"),
+                    ln_2: layer_norm(&b / "ln_2", width, eps),
+                    mlp: Mlp::new(&b / "mlp", width, hidden, c.activation, std),
+                    ls_2: scale("ls_2"),
                 }
             })
             .collect();
-        Self { resblocks, causal }
+        Self { resblocks, causal: c.causal }
     }
 
-    /// The residual stream after the last block at each sequence's pooled token (`[b, d]`; `xs`:
-    /// `[rows, d]` as `layout` says): the class token, or each text's end-of-text token — all
-    /// that pooling reads. So the last block runs its queries, output projection and MLP on those
-    /// tokens alone (keys and values still on all): about four fifths of that block's work
-    /// skipped, with the same features and gradients.
+    /// The residual stream after the last block at each sequence's pooled token ([`run_pooled`]).
     pub(crate) fn pooled(&self, xs: &Tensor, layout: &Layout) -> Tensor {
-        debug_assert!(self.causal || layout.kept.is_none(), "packed tokens need causal attention");
-        let Some((last, blocks)) = self.resblocks.split_last() else { return layout.pooled_rows(xs) };
-        let xs = blocks.iter().fold(xs.shallow_clone(), |xs, block| block.forward(&xs, layout, self.causal));
-        last.forward_at(&xs, layout, self.causal)
+        run_pooled(&self.resblocks, xs, layout, self.mask())
+    }
+
+    /// [`Self::pooled`] with an explicit boolean `[b, 1, t, t]` mask instead of the causal one.
+    pub(crate) fn pooled_masked(&self, xs: &Tensor, layout: &Layout, mask: &Tensor) -> Tensor {
+        run_pooled(&self.resblocks, xs, layout, Mask::Explicit(mask))
+    }
+
+    /// The residual stream after the last block at every computed token.
+    pub(crate) fn forward(&self, xs: &Tensor, layout: &Layout) -> Tensor {
+        run_all(&self.resblocks, xs, layout, self.mask())
+    }
+
+    fn mask(&self) -> Mask<'static> {
+        if self.causal { Mask::Causal } else { Mask::None }
     }
 }
 
@@ -254,4 +392,3 @@ impl Transformer {
 pub fn l2_normalize(xs: &Tensor) -> Tensor {
     xs / xs.norm_scalaropt_dim(2.0, [-1], true).clamp_min(1e-12)
 }
-

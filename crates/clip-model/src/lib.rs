@@ -1,8 +1,10 @@
-//! CLIP's encoders on tch: the Vision Transformer and ModifiedResNet image towers, the causal
-//! text transformer with end-of-text pooling, projections and the learnable temperature, with
-//! open_clip's model configs and the nine OpenAI presets (Radford et al. 2021; reference:
-//! openai/CLIP `clip/model.py`, open_clip 3.3.0 `model.py`, `transformer.py`,
-//! `modified_resnet.py`).
+//! CLIP's encoders on tch: the Vision Transformer and ModifiedResNet image towers, timm's SigLIP
+//! ViT with its attention-pool head, the text transformer (causal with end-of-text pooling as
+//! OpenAI's, or with open_clip's options: no causal mask, first/last/eos pooling, CoCa's class
+//! embedding), projections and the learnable temperature, with open_clip's model configs and
+//! presets (Radford et al. 2021, Zhai et al. 2023; reference: openai/CLIP `clip/model.py`,
+//! open_clip 3.3.0 `model.py`, `transformer.py`, `timm_model.py`, `modified_resnet.py`, timm
+//! 1.0.31 `vision_transformer.py`).
 //!
 //! Struct fields and `nn::Path` segments are the checkpoint keys (`visual.transformer.resblocks.0.
 //! attn.in_proj_weight`, `ln_final`, `text_projection`, …), so open_clip-layout weights load into
@@ -18,11 +20,15 @@ mod error;
 mod layers;
 pub mod resnet;
 pub mod text;
+pub mod timm_vit;
 pub mod vit;
 pub mod weights;
 
 pub use clip::{ClipModel, ClipOutput, Visual};
-pub use config::{ClipConfig, ResNetConfig, TextConfig, VisionConfig, VitConfig};
+pub use config::{
+    AttentionalPoolConfig, ClipConfig, GeluApproximate, ResNetConfig, TextConfig, TextPool, TextProjection, TimmVitConfig, VisionConfig,
+    VitConfig, VitPool,
+};
 pub use error::{Error, Result};
 pub use layers::{Activation, l2_normalize};
 pub use weights::{WeightsFormat, load_weights};

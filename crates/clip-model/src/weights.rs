@@ -297,7 +297,7 @@ pub fn infer_config(tensors: &[(String, Tensor)], quick_gelu: bool) -> Result<Cl
         let tokens = shape("visual.positional_embedding")?[0];
         let grid = ((tokens - 1) as f64).sqrt().round() as i64;
         let layers = shapes.keys().filter(|k| k.starts_with("visual.") && k.ends_with(".attn.in_proj_weight")).count() as i64;
-        VisionConfig::Vit(VitConfig { image_size: patch * grid, patch_size: patch, width, layers, heads: width / 64, mlp_ratio: 4.0 })
+        VisionConfig::Vit(VitConfig { image_size: patch * grid, patch_size: patch, width, layers, heads: width / 64, ..VitConfig::default() })
     } else {
         let layers = [1, 2, 3, 4].map(|b| distinct(&format!("visual.layer{b}."), 2));
         let width = shape("visual.layer1.0.conv1.weight")?[0];
@@ -312,11 +312,12 @@ pub fn infer_config(tensors: &[(String, Tensor)], quick_gelu: bool) -> Result<Cl
         width: text_width,
         heads: text_width / 64,
         layers: distinct("transformer.resblocks.", 2),
-        mlp_ratio: 4.0,
+        ..TextConfig::default()
     };
     let vision_heads = match &vision {
         VisionConfig::Vit(v) => v.heads,
         VisionConfig::ResNet(r) => r.heads,
+        VisionConfig::TimmVit(t) => t.heads,
     };
     if text.heads == 0 || vision_heads == 0 || text.width % 64 != 0 {
         return Err(Error::Config(
@@ -324,5 +325,5 @@ pub fn infer_config(tensors: &[(String, Tensor)], quick_gelu: bool) -> Result<Cl
         ));
     }
     let init_logit_bias = tensors.iter().any(|(n, _)| n == "logit_bias").then_some(0.0);
-    Ok(ClipConfig { embed_dim: shape("text_projection")?[1], quick_gelu, vision, text, init_logit_scale: None, init_logit_bias })
+    Ok(ClipConfig { embed_dim: shape("text_projection")?[1], quick_gelu, custom_text: false, vision, text, init_logit_scale: None, init_logit_bias })
 }
