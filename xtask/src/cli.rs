@@ -23,6 +23,10 @@ commands:
   doctor                       likewise for `clip doctor`
   parity               set up with the oracles, build `clip`, and compare `clip embed` with
                        open_clip on full-size ViT-B-32 and RN50 (random weights; scripts/parity.py)
+  zoo-parity [ARCH...] [--skip-large]
+                       likewise for every architecture in the pretrained registry, smallest first
+                       (scripts/zoo_parity.py; about an hour on two cores; --skip-large leaves out
+                       ViT-g-14 and ViT-bigG-14)
   bench-compare [--repeats N] [--threads N] [--only a,b] [--write FILE]
                        set up with the oracles, build `clip` and the benchmark binaries, time the
                        same workloads with clip-rs and the Python reference (tokenizer,
@@ -80,6 +84,10 @@ pub(crate) fn main() -> Result<ExitCode> {
         "parity" => {
             let torch = setup::ensure(&root, setup::Options { oracles: true, verbose: false })?;
             run::parity(&root, &torch)
+        }
+        "zoo-parity" => {
+            let torch = setup::ensure(&root, setup::Options { oracles: true, verbose: false })?;
+            run::zoo_parity(&root, &torch, &rest)
         }
         "bench-compare" => {
             let torch = setup::ensure(&root, setup::Options { oracles: true, verbose: false })?;

@@ -69,17 +69,27 @@ pub(crate) fn clip(root: &Path, torch: &Libtorch, args: &[String]) -> Result<Exi
     Ok(exit_code(status))
 }
 
-/// `scripts/parity.py` with the project's Python and a fresh release `clip`.
-pub(crate) fn parity(root: &Path, torch: &Libtorch) -> Result<ExitCode> {
+/// `scripts/<script>` with the project's Python: a fresh release `clip`, then `args`.
+fn script_with_clip(root: &Path, torch: &Libtorch, script: &str, args: &[OsString]) -> Result<ExitCode> {
     let binary = build_clip(root, torch)?;
     let python = crate::libtorch::venv_dir(root).join("bin").join("python");
     let status = Command::new(&python)
-        .arg(root.join("scripts").join("parity.py"))
+        .arg(root.join("scripts").join(script))
         .arg(&binary)
-        .arg(target_dir(root).join("parity"))
+        .args(args)
         .status()
         .with_context(|| format!("running {}", python.display()))?;
     Ok(exit_code(status))
+}
+
+/// `scripts/parity.py`: full-size ViT-B-32 and RN50 against open_clip.
+pub(crate) fn parity(root: &Path, torch: &Libtorch) -> Result<ExitCode> {
+    script_with_clip(root, torch, "parity.py", &[target_dir(root).join("parity").into()])
+}
+
+/// `scripts/zoo_parity.py`: every architecture of the pretrained registry against open_clip.
+pub(crate) fn zoo_parity(root: &Path, torch: &Libtorch, args: &[String]) -> Result<ExitCode> {
+    script_with_clip(root, torch, "zoo_parity.py", &args.iter().map(OsString::from).collect::<Vec<_>>())
 }
 
 /// Builds `clip` and the benchmark binaries, then runs `benches/scripts/compare.py` (ours against
