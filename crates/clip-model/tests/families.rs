@@ -152,3 +152,26 @@ fn the_real_siglip_configs_build_with_timms_keys() {
 
 /// `sum(p.numel() for p in open_clip.create_model("ViT-B-16-SigLIP").parameters())`.
 const SIGLIP_B16_PARAMETERS: i64 = 203_155_970;
+
+/// A full-size model against open_clip, outside CI (hundreds of MB of weights; written by
+/// `scripts/gen_full_size.py`): `CLIP_MODEL_FULL`
+/// names a folder with `model_config.json`, `model.safetensors` (open_clip's state dict at random
+/// init) and `io.safetensors` (`images`, `text` ids and open_clip's normalised features), as
+/// open_clip writes them for any config.
+#[test]
+#[ignore = "needs CLIP_MODEL_FULL: a full-size model's weights and open_clip's features"]
+fn a_full_size_model_matches_open_clip() {
+    let dir = PathBuf::from(std::env::var("CLIP_MODEL_FULL").expect("CLIP_MODEL_FULL"));
+    let config = ClipConfig::from_json(&std::fs::read_to_string(dir.join("model_config.json")).unwrap()).unwrap();
+    let vs = VarStore::new(Device::Cpu);
+    let model = ClipModel::new(vs.root(), &config);
+    load_strict(&vs, &dir.join("model.safetensors")).unwrap();
+    let io: HashMap<String, Tensor> = read_safetensors(&dir.join("io.safetensors")).unwrap().into_iter().collect();
+    let _guard = tch::no_grad_guard();
+    let image = l2_normalize(&model.encode_image(&io["images"]));
+    let text = l2_normalize(&model.encode_text(&io["text"]));
+    let cosine = f64::try_from((&image * &io["image_features"]).sum_dim_intlist(-1, false, Kind::Float).min()).unwrap();
+    let (di, dt) = (max_diff(&image, &io["image_features"]), max_diff(&text, &io["text_features"]));
+    eprintln!("{}: image cosine ≥ {cosine:.7}, image max |Δ| {di:.2e}, text max |Δ| {dt:.2e}", dir.display());
+    assert!(cosine >= 0.9999 && dt <= 1e-4);
+}
