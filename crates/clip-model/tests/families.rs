@@ -160,6 +160,7 @@ const SIGLIP_B16_PARAMETERS: i64 = 203_155_970;
 /// open_clip writes them for any config.
 #[test]
 #[ignore = "needs CLIP_MODEL_FULL: a full-size model's weights and open_clip's features"]
+#[expect(clippy::print_stderr, reason = "a manual run, whose numbers are what it is run for")]
 fn a_full_size_model_matches_open_clip() {
     let dir = PathBuf::from(std::env::var("CLIP_MODEL_FULL").expect("CLIP_MODEL_FULL"));
     let config = ClipConfig::from_json(&std::fs::read_to_string(dir.join("model_config.json")).unwrap()).unwrap();
