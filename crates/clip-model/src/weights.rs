@@ -291,6 +291,9 @@ pub fn infer_config(tensors: &[(String, Tensor)], quick_gelu: bool) -> Result<Cl
         seen.dedup();
         seen.len() as i64
     };
+    if shapes.keys().any(|k| k.starts_with("visual.trunk.") || k.starts_with("text.")) {
+        return Err(Error::Config("cannot infer the architecture of a timm or custom_text model (SigLIP, CoCa, …): give its model config".into()));
+    }
     let vision = if shapes.contains_key("visual.proj") {
         let conv = shape("visual.conv1.weight")?;
         let (width, patch) = (conv[0], conv[3]);

@@ -176,3 +176,10 @@ fn a_full_size_model_matches_open_clip() {
     eprintln!("{}: image cosine ≥ {cosine:.7}, image max |Δ| {di:.2e}, text max |Δ| {dt:.2e}", dir.display());
     assert!(cosine >= 0.9999 && dt <= 1e-4);
 }
+
+#[test]
+fn a_siglip_state_dict_asks_for_its_config() {
+    let tensors = read_safetensors(&fixture("siglip.safetensors")).unwrap();
+    let err = clip_model::weights::infer_config(&tensors, false).unwrap_err().to_string();
+    assert!(err.contains("give its model config"), "{err}");
+}
