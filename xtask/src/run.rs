@@ -41,6 +41,30 @@ pub(crate) fn test(root: &Path, torch: &Libtorch, args: &[String]) -> Result<Exi
         .args(args)
         .status()
         .context("running cargo test")?;
+    if !status.success() || !args.is_empty() {
+        return Ok(exit_code(status));
+    }
+    hub_interop(root, torch)
+}
+
+/// The hub cache shared with Python's huggingface_hub and open_clip, both ways, against the
+/// loopback hub: only where the oracles are installed (CI's plain setup has neither package).
+fn hub_interop(root: &Path, torch: &Libtorch) -> Result<ExitCode> {
+    let python = crate::libtorch::venv_dir(root).join("bin").join("python");
+    let has_oracles = Command::new(&python)
+        .args(["-c", "import huggingface_hub, open_clip"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_oracles {
+        println!("hub interop: not run (huggingface_hub and open_clip not installed: `cargo xtask setup --oracles`)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let release = target_dir(root).join("release");
+    let mut command = Command::new(&python);
+    command.arg(root.join("crates/clip-cli/scripts/hub_interop.py")).arg(release.join("clip")).arg(release.join("clip-testhub"));
+    with_libtorch(&mut command, torch);
+    let status = command.status().context("running hub_interop.py")?;
     Ok(exit_code(status))
 }
 
