@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use clip_model::{ClipConfig, ClipModel, TimmVitConfig, VisionConfig, l2_normalize};
 use clip_tensor::safetensors::{load_strict, read_safetensors};
+
+use crate::parity::{load_model, max_diff};
 use tch::{Device, Kind, Tensor, nn::VarStore};
 
 fn fixture(name: &str) -> PathBuf {
@@ -40,16 +42,7 @@ fn config(name: &str) -> ClipConfig {
 }
 
 fn load(name: &str) -> (VarStore, ClipModel, HashMap<String, Tensor>) {
-    let vs = VarStore::new(Device::Cpu);
-    let model = ClipModel::new(vs.root(), &config(name));
-    load_strict(&vs, &fixture(&format!("{name}.safetensors"))).unwrap();
-    let io = read_safetensors(&fixture(&format!("{name}.io.safetensors"))).unwrap().into_iter().collect();
-    (vs, model, io)
-}
-
-fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.size(), b.size());
-    f64::try_from((a - b).abs().max()).unwrap()
+    load_model(&config(name), &fixture(name))
 }
 
 /// The bounds: image cosine ≥ 0.9999, text max |Δ| ≤ 1e-4 (unit features).

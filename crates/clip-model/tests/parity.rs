@@ -12,14 +12,20 @@ fn fixture(name: &str) -> PathBuf {
 /// The model built from the fixture's open_clip config JSON, with its weights loaded strictly.
 fn load(name: &str) -> (VarStore, ClipModel, HashMap<String, Tensor>) {
     let config = ClipConfig::from_json(&std::fs::read_to_string(fixture(&format!("{name}.json"))).unwrap()).unwrap();
+    load_model(&config, &fixture(name))
+}
+
+/// `config`'s model with `STEM.safetensors` loaded strictly, and `STEM.io.safetensors`.
+pub(crate) fn load_model(config: &ClipConfig, stem: &Path) -> (VarStore, ClipModel, HashMap<String, Tensor>) {
     let vs = VarStore::new(Device::Cpu);
-    let model = ClipModel::new(vs.root(), &config);
-    load_strict(&vs, &fixture(&format!("{name}.safetensors"))).unwrap();
-    let io = read_safetensors(&fixture(&format!("{name}.io.safetensors"))).unwrap().into_iter().collect();
+    let model = ClipModel::new(vs.root(), config);
+    let with = |suffix: &str| stem.with_file_name(format!("{}.{suffix}", stem.file_name().unwrap().to_str().unwrap()));
+    load_strict(&vs, &with("safetensors")).unwrap();
+    let io = read_safetensors(&with("io.safetensors")).unwrap().into_iter().collect();
     (vs, model, io)
 }
 
-fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+pub(crate) fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.size(), b.size());
     f64::try_from((a - b).abs().max()).unwrap()
 }
