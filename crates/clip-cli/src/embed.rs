@@ -171,13 +171,7 @@ impl Encoder<'_> {
 
 fn embed_texts(encode: &Encoder<'_>, path: &Path, batch_size: usize) -> Result<Vec<f32>> {
     let model = encode.model;
-    if (model.config.text.vocab_size as usize) < clip_tokenizer::VOCAB_SIZE {
-        bail!(
-            "this model's vocabulary has {} tokens, fewer than the tokenizer's {}: it cannot embed text",
-            model.config.text.vocab_size,
-            clip_tokenizer::VOCAB_SIZE
-        );
-    }
+    clip_eval::zeroshot::check_openai_tokenizer(model)?;
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();

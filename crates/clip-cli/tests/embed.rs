@@ -17,7 +17,6 @@ const CONFIG: &str = r#"{"embed_dim": 16, "quick_gelu": true,
   "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
   "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}}"#;
 
-/// Reads a float32 .npy written by `clip embed`: (rows, cols, values).
 fn setup(name: &str) -> Setup {
     support::setup(&format!("clip-embed-{name}"), CONFIG, 3)
 }
@@ -116,7 +115,31 @@ fn a_model_with_a_small_vocabulary_refuses_text_instead_of_crashing() {
         .output()
         .unwrap();
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot embed text"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read text"));
+}
+
+#[test]
+fn a_model_built_for_a_hugging_face_tokenizer_refuses_openai_ids_but_embeds_images() {
+    let run = |input: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_clip"))
+            .arg("embed")
+            .arg("--model-config")
+            .arg(workspace("clip-model/tests/fixtures/families/metaclip2.json"))
+            .arg("--weights")
+            .arg(workspace("clip-model/tests/fixtures/families/metaclip2.safetensors"))
+            .args(input)
+            .args(["--device", "cpu"])
+            .output()
+            .unwrap()
+    };
+    let out = std::env::temp_dir().join(format!("clip-embed-hf-{}.npy", std::process::id()));
+    let texts = run(&["--texts", "/dev/null", "--out", out.to_str().unwrap()]);
+    assert!(!texts.status.success());
+    assert!(String::from_utf8_lossy(&texts.stderr).contains("Hugging Face tokenizer facebook/xlm-v-base"), "{}", String::from_utf8_lossy(&texts.stderr));
+    let images = workspace("clip-data/tests/fixtures/images");
+    let embedded = run(&["--images", images.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(embedded.status.success(), "{}", String::from_utf8_lossy(&embedded.stderr));
+    assert_eq!(read_npy(&out).1, 24);
 }
 
 #[test]

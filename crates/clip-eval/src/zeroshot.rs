@@ -22,12 +22,33 @@ pub fn fill(template: &str, classname: &str) -> String {
     if template.contains("{c}") { template.replace("{c}", classname) } else { template.replace("{}", classname) }
 }
 
+/// Whether OpenAI's BPE tokenizer, the one evaluation and `clip embed` use, can feed this model's
+/// text tower: a model built for a Hugging Face tokenizer (SigLIP, CLIPA, …), or with a smaller
+/// vocabulary, would get ids that mean nothing to it, so it is refused, never silently mis-fed.
+pub fn check_openai_tokenizer(model: &ClipModel) -> Result<()> {
+    let text = &model.config.text;
+    if let Some(name) = &text.hf_tokenizer_name {
+        return Err(Error::Task(format!(
+            "this model's text tower reads the Hugging Face tokenizer {name}, which text embedding and zero-shot evaluation do not use yet (`clip tokenize --model …` does): only image features are available"
+        )));
+    }
+    if (text.vocab_size as usize) < clip_tokenizer::VOCAB_SIZE {
+        return Err(Error::Task(format!(
+            "this model's vocabulary has {} tokens, fewer than the tokenizer's {}: it cannot read text",
+            text.vocab_size,
+            clip_tokenizer::VOCAB_SIZE
+        )));
+    }
+    Ok(())
+}
+
 /// The classifier, `[embed_dim, classes]`, columns normalised. A class may have several names
 /// (FER2013's "happy" and "smiling"): its prompts are every template with every name.
 pub fn classifier(model: &ClipModel, classes: &[Vec<String>], templates: &[impl AsRef<str>], device: Device) -> Result<Tensor> {
     if classes.is_empty() || classes.iter().any(Vec::is_empty) || templates.is_empty() {
         return Err(Error::Task("a zero-shot classifier needs class names and templates".into()));
     }
+    check_openai_tokenizer(model)?;
     let _guard = tch::no_grad_guard();
     let context = model.config.text.context_length as usize;
     let tokenizer = Tokenizer::get();

@@ -164,6 +164,10 @@ fn model_choice(config: &TrainConfig) -> Result<ModelChoice> {
         let preprocess = PreprocessConfig::openai(config.vision.image_size() as u32);
         ModelChoice { config, preprocess, weights: None }
     };
+    if let Some(name) = &choice.config.text.hf_tokenizer_name {
+        // The loader tokenizes with OpenAI's BPE; such a tower would train on ids it does not read.
+        return Err(Error::Config(format!("model: its text tower reads the Hugging Face tokenizer {name}, which training does not use yet")));
+    }
     if !m.weights.is_empty() {
         if choice.weights.is_some() {
             return Err(Error::Config("model.weights and model.pretrained both name initial weights: keep one".into()));
