@@ -1,7 +1,7 @@
 //! Pretrained CLIP weights by name, as open_clip resolves them: the (model, tag) registry
 //! generated from open_clip 3.3.0 ([`registry`]), `hf-hub:ORG/NAME` and `local-dir:DIR` specs
 //! read from `open_clip_config.json` ([`open_clip_config`]), and the preprocessing that belongs to
-//! the weights ([`resolve`]).
+//! the weights ([`resolve`](mod@resolve)).
 //!
 //! Nothing here reaches the network on its own: every file comes through the `clip_hub::Hub` the
 //! caller passes, and an offline hub answers from the cache alone.
