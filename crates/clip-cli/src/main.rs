@@ -32,7 +32,7 @@ struct Cli {
 enum Command {
     /// Measure the training data pipeline alone (read, decode, transform, batch; no model).
     BenchData {
-        /// csv:PATH, wds:PATTERN, folder:DIR, imagefolder:DIR, clip_benchmark:DIR[@SPLIT] or builtin.
+        /// csv:PATH, wds:PATTERN, folder:DIR, imagefolder:DIR, `clip_benchmark:DIR[@SPLIT]` or builtin.
         #[arg(long)]
         source: String,
         /// Decode threads.
