@@ -67,7 +67,7 @@ impl ModelSpec {
     pub(crate) fn weights_name(&self, loaded: &Loaded) -> String {
         match (&self.pretrained, &self.model) {
             (Some(tag), _) => tag.clone(),
-            (None, Some(model)) if model.starts_with("hf-hub:") || model.starts_with("local-dir:") => model.clone(),
+            (None, Some(model)) if clip_pretrained::ModelName::parse(model).brings_weights() => model.clone(),
             _ => loaded.weights.as_ref().map(|w| w.display().to_string()).unwrap_or_default(),
         }
     }

@@ -4,6 +4,7 @@
 use anyhow::{Context, Result, bail};
 use clip_hub::{Cache, Repo};
 use clip_pretrained::registry::{self, Pretrained};
+use clip_pretrained::ModelName;
 use clip_pretrained::resolve::url_cache_dir;
 
 use crate::hub::{Downloads, human_bytes, hub};
@@ -65,9 +66,9 @@ pub(crate) fn pull(specs: &[String], datasets: &[String], splits: &[String], off
     let hub = hub(offline);
     let mut downloads = Downloads::new("clip pull");
     for spec in specs {
-        let (model, tag) = match spec.strip_prefix("hf-hub:").or_else(|| spec.strip_prefix("local-dir:")) {
-            Some(_) => (spec.as_str(), None),
-            None => match spec.rsplit_once(':') {
+        let (model, tag) = match ModelName::parse(spec).brings_weights() {
+            true => (spec.as_str(), None),
+            false => match spec.rsplit_once(':') {
                 Some((model, tag)) => (model, Some(tag)),
                 None => bail!("{spec}: give MODEL:TAG (e.g. ViT-B-32:openai) or hf-hub:ORG/NAME"),
             },

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clip_hub::{Hub, Repo};
+use clip_pretrained::ModelName;
 use clip_tokenizer::Tokenizer;
 use clip_tokenizer::hf::{HfOptions, HfTokenizer};
 use serde_json::Value;
@@ -54,22 +55,24 @@ fn text_cfg(choice: &Choice, hub: &Hub) -> Result<(Value, Option<PathBuf>)> {
     let text_of = |config: &Value| config.get("text_cfg").cloned().unwrap_or(Value::Null);
     match (&choice.model, &choice.model_config) {
         (None, Some(path)) => Ok((text_of(&read(path)?), None)),
-        (Some(model), None) => {
-            if let Some(dir) = model.strip_prefix("local-dir:") {
-                let config = read(&Path::new(dir).join("open_clip_config.json"))?;
-                Ok((text_of(&config["model_cfg"]), Some(PathBuf::from(dir))))
-            } else if let Some(id) = model.strip_prefix("hf-hub:") {
+        (Some(model), None) => match ModelName::parse(model) {
+            ModelName::LocalDir(dir) => {
+                let config = read(&dir.join("open_clip_config.json"))?;
+                Ok((text_of(&config["model_cfg"]), Some(dir)))
+            }
+            ModelName::HfHub(id) => {
                 let mut downloads = Downloads::new("clip tokenize");
                 let path = hub
-                    .get(&Repo::model(id), "open_clip_config.json", &mut |p| downloads.event(p))
+                    .get(&Repo::model(&id), "open_clip_config.json", &mut |p| downloads.event(p))
                     .with_context(|| format!("fetching open_clip_config.json of {id}"))?;
                 Ok((text_of(&read(&path)?["model_cfg"]), None))
-            } else {
-                let config = clip_model::ClipConfig::named(model)?;
+            }
+            ModelName::Builtin(name) => {
+                let config = clip_model::ClipConfig::named(&name)?;
                 let json: Value = serde_json::from_str(&config.to_json()).context("a preset's JSON")?;
                 Ok((text_of(&json), None))
             }
-        }
+        },
         _ => bail!("give at most one of --model and --model-config"),
     }
 }

@@ -63,15 +63,11 @@ pub(crate) fn run(config: Option<PathBuf>, set: &[String], resume: Option<&str>)
 /// Fetches what `model.pretrained` (or an `hf-hub:` preset) names into the hub cache, which is
 /// all the trainer reads. Every rank asks; the cache's lock has one of them download.
 fn fetch_pretrained(config: &TrainConfig) -> Result<()> {
-    let m = &config.model;
-    if m.pretrained.is_empty() && !m.preset.starts_with("hf-hub:") {
-        return Ok(());
-    }
+    let Some((model, tag)) = config.model.pretrained_source() else { return Ok(()) };
     let hub = crate::hub::hub(false);
     let mut downloads = crate::hub::Downloads::new("clip train");
-    let tag = Some(m.pretrained.as_str()).filter(|t| !t.is_empty());
-    let resolved = clip_pretrained::resolve(&m.preset, tag, &hub, &mut |p| downloads.event(p))
-        .with_context(|| format!("model.pretrained: fetching {} {}", m.preset, m.pretrained))?;
+    let resolved = clip_pretrained::resolve(model, tag, &hub, &mut |p| downloads.event(p))
+        .with_context(|| format!("model.pretrained: fetching {model} {}", tag.unwrap_or_default()))?;
     for note in &resolved.notes {
         eprintln!("clip train: note: {note}");
     }

@@ -42,6 +42,11 @@ impl ModelName {
             Self::Builtin(model.replace('/', "-"))
         }
     }
+
+    /// `hf-hub:` and `local-dir:` models bring their own config and weights (a tag is ignored).
+    pub fn brings_weights(&self) -> bool {
+        !matches!(self, Self::Builtin(_))
+    }
 }
 
 /// A model ready to build: architecture, preprocessing and weights.

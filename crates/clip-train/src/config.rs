@@ -54,6 +54,16 @@ pub struct ModelSection {
     pub lock_image: bool,
 }
 
+impl ModelSection {
+    /// The (model, tag) to resolve through the hub cache, when `[model]` names pretrained weights:
+    /// a tag, or an `hf-hub:` / `local-dir:` preset. `None`: a preset or config with
+    /// `model.weights` or random initialisation.
+    pub fn pretrained_source(&self) -> Option<(&str, Option<&str>)> {
+        let tag = Some(self.pretrained.as_str()).filter(|t| !t.is_empty());
+        (tag.is_some() || clip_pretrained::ModelName::parse(&self.preset).brings_weights()).then_some((self.preset.as_str(), tag))
+    }
+}
+
 /// `[data]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

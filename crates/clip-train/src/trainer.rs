@@ -146,10 +146,9 @@ struct ModelChoice {
 /// unless the config sets them.
 fn model_choice(config: &TrainConfig) -> Result<ModelChoice> {
     let m = &config.model;
-    let mut choice = if !m.pretrained.is_empty() || m.preset.starts_with("hf-hub:") || m.preset.starts_with("local-dir:") {
+    let mut choice = if let Some((model, tag)) = m.pretrained_source() {
         let hub = clip_hub::Hub::new(clip_hub::Cache::from_env(), clip_hub::HubConfig { offline: true, ..clip_hub::HubConfig::from_env() });
-        let tag = Some(m.pretrained.as_str()).filter(|t| !t.is_empty());
-        let resolved = clip_pretrained::resolve(&m.preset, tag, &hub, &mut |_| {}).map_err(|e| {
+        let resolved = clip_pretrained::resolve(model, tag, &hub, &mut |_| {}).map_err(|e| {
             Error::Config(format!("model.pretrained: {e} (the trainer reads the hub cache only; `clip train` and `clip pull` fetch)"))
         })?;
         ModelChoice { config: resolved.config, preprocess: resolved.preprocess, weights: resolved.weights }
