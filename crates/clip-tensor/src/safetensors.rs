@@ -4,7 +4,9 @@
 //! collected into one [`KeyReport`] before anything is copied, so a user sees the whole mismatch at
 //! once instead of fixing it key by key, and a model is never left half loaded. Values are cast to
 //! the model's dtype and device (an fp16 checkpoint loads into an fp32 model); shapes must match
-//! exactly.
+//! exactly. A caller may name key prefixes of parts of a checkpoint its model does not build (CoCa's
+//! captioning decoder, `text_decoder.`): keys under them are set aside and listed in the report's
+//! `ignored`, never copied; everything else stays strict. There is no lenient mode.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -38,6 +40,8 @@ pub struct KeyReport {
     pub unexpected: Vec<String>,
     /// In both, with different shapes.
     pub mismatched: Vec<ShapeMismatch>,
+    /// In the file under a prefix the caller named as not built: set aside, not problems.
+    pub ignored: Vec<String>,
 }
 
 impl KeyReport {
@@ -59,7 +63,22 @@ impl KeyReport {
         report
     }
 
-    /// True when the tensors fit exactly.
+    /// [`KeyReport::compare`] with the file's keys under `ignored_prefixes` set aside first (into
+    /// `ignored`): they are neither unexpected nor matched against the model, so a model variable
+    /// under such a prefix is still missing.
+    pub fn compare_ignoring(
+        expected: &BTreeMap<String, Vec<i64>>,
+        found: &BTreeMap<String, Vec<i64>>,
+        ignored_prefixes: &[&str],
+    ) -> Self {
+        let set_aside = |name: &str| ignored_prefixes.iter().any(|prefix| name.starts_with(prefix));
+        let (ignored, kept): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            found.iter().map(|(k, v)| (k.clone(), v.clone())).partition(|(name, _)| set_aside(name));
+        Self { ignored: ignored.into_keys().collect(), ..Self::compare(expected, &kept) }
+    }
+
+    /// True when the tensors fit exactly: nothing missing, unexpected or mis-shaped (keys set
+    /// aside in `ignored` are no problem).
     pub fn is_empty(&self) -> bool {
         self.missing.is_empty() && self.unexpected.is_empty() && self.mismatched.is_empty()
     }
@@ -81,6 +100,9 @@ impl fmt::Display for KeyReport {
                 .map(|m| format!("{}: model {:?}, file {:?}", m.name, m.expected, m.found))
                 .collect();
             parts.push(format!("{} with the wrong shape [{}]", self.mismatched.len(), list.join("; ")));
+        }
+        if !self.ignored.is_empty() {
+            parts.push(format!("{} set aside as not built", self.ignored.len()));
         }
         f.write_str(&parts.join("; "))
     }
@@ -146,21 +168,35 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
 /// exactly; otherwise returns [`Error::Keys`] with every problem, and leaves `vs` untouched.
 /// `source` names where the tensors came from, for the error.
 pub fn load_strict_from(vs: &VarStore, tensors: Vec<(String, Tensor)>, source: &Path) -> Result<()> {
+    load_strict_ignoring(vs, tensors, &[], source).map(drop)
+}
+
+/// [`load_strict_from`], except that the tensors under `ignored_prefixes` (parts of a checkpoint
+/// the model does not build) are set aside rather than unexpected; on success the report lists
+/// them in `ignored` (and nothing else). Every other key is held to the same strict rule.
+pub fn load_strict_ignoring(
+    vs: &VarStore,
+    tensors: Vec<(String, Tensor)>,
+    ignored_prefixes: &[&str],
+    source: &Path,
+) -> Result<KeyReport> {
     let variables = vs.variables();
     let expected: BTreeMap<String, Vec<i64>> =
         variables.iter().map(|(name, var)| (name.clone(), var.size())).collect();
     let found: BTreeMap<String, Vec<i64>> =
         tensors.iter().map(|(name, tensor)| (name.clone(), tensor.size())).collect();
-    let report = KeyReport::compare(&expected, &found);
+    let report = KeyReport::compare_ignoring(&expected, &found, ignored_prefixes);
     if !report.is_empty() {
         return Err(Error::Keys { path: source.to_path_buf(), report });
     }
     let _guard = tch::no_grad_guard();
     for (name, value) in tensors {
-        let mut var = variables[&name].shallow_clone();
-        var.f_copy_(&value.f_to_kind(var.kind())?)?;
+        if let Some(var) = variables.get(&name) {
+            let mut var = var.shallow_clone();
+            var.f_copy_(&value.f_to_kind(var.kind())?)?;
+        }
     }
-    Ok(())
+    Ok(report)
 }
 
 /// [`read_safetensors`] then [`load_strict_from`].

@@ -1,5 +1,5 @@
 use clip_tensor::Error;
-use clip_tensor::safetensors::{load_strict, read_safetensors, save_safetensors, save_var_store};
+use clip_tensor::safetensors::{load_strict, load_strict_ignoring, read_safetensors, save_safetensors, save_var_store};
 use tch::nn::{self, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -100,6 +100,37 @@ fn reports_missing_unexpected_and_mismatched_keys_together() {
     // Nothing was copied: the load is all or nothing.
     let after: Vec<f32> = Vec::try_from(&vs.variables()["ln_final.weight"]).unwrap();
     assert_eq!(before, after);
+}
+
+#[test]
+fn named_prefixes_are_set_aside_and_everything_else_stays_strict() {
+    let source = model();
+    let full = |extra: &[(&str, &[i64])]| -> Vec<(String, Tensor)> {
+        let mut tensors: Vec<(String, Tensor)> = source.variables().into_iter().map(|(k, v)| (k, Tensor::full(v.size(), 0.25, (Kind::Float, Device::Cpu)))).collect();
+        tensors.extend(extra.iter().map(|(k, shape)| ((*k).to_owned(), Tensor::zeros(*shape, (Kind::Float, Device::Cpu)))));
+        tensors
+    };
+    let decoder: &[(&str, &[i64])] = &[("text_decoder.ln_final.weight", &[4]), ("text_decoder.text_projection", &[4, 9])];
+    let path = std::path::Path::new("coca.safetensors");
+
+    let vs = model();
+    let report = load_strict_ignoring(&vs, full(decoder), &["text_decoder."], path).unwrap();
+    assert_eq!(report.ignored, ["text_decoder.ln_final.weight", "text_decoder.text_projection"]);
+    assert!(report.is_empty() && report.missing.is_empty() && report.unexpected.is_empty());
+    assert_eq!(Vec::<f32>::try_from(&vs.variables()["ln_final.weight"]).unwrap(), vec![0.25; 4]);
+    // Without the prefix the same keys are unexpected; a key outside it still is with it.
+    let err = load_strict_ignoring(&model(), full(decoder), &[], path).unwrap_err().to_string();
+    assert!(err.contains("2 unexpected [text_decoder.ln_final.weight, text_decoder.text_projection]"), "{err}");
+    let stray: &[(&str, &[i64])] = &[("text_decoder.ln_final.weight", &[4]), ("visual.extra", &[1])];
+    let err = load_strict_ignoring(&model(), full(stray), &["text_decoder."], path).unwrap_err();
+    let Error::Keys { report, .. } = &err else { panic!("unexpected error {err:?}") };
+    assert_eq!((report.unexpected.as_slice(), report.ignored.len()), (["visual.extra".to_owned()].as_slice(), 1));
+    assert!(err.to_string().contains("1 unexpected [visual.extra]; 1 set aside as not built"), "{err}");
+    // A model variable under an ignored prefix is still missing when the file lacks it.
+    let mut tensors = full(&[]);
+    tensors.retain(|(k, _)| k != "ln_final.bias");
+    let err = load_strict_ignoring(&model(), tensors, &["ln_final."], path).unwrap_err().to_string();
+    assert!(err.contains("2 missing [ln_final.bias, ln_final.weight]"), "{err}");
 }
 
 #[test]
