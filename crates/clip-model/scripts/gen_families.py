@@ -11,8 +11,9 @@ One model per family, in tests/fixtures/families/:
   clipa      CLIP: ViT with `no_ln_pre`, `pool_type: avg`, `final_ln_after_pool`; text pooling the
              last token without causal mask (ViT-L-14-CLIPA's options)
   coca       CoCa's contrastive towers: ViT with the attentional pooler (`attn_pooler_heads`,
-             `attn_pooler_queries`), text with `embed_cls` (padding masked), `custom_text`; the
-             decoder (`text_decoder.*`) is built by open_clip but left out of the weights
+             `attn_pooler_queries`), text with `embed_cls` (padding masked), `custom_text`, and
+             the `multimodal_cfg` of the captioning decoder, which clip-model does not build: its
+             weights (`text_decoder.*`) go to `coca.decoder.safetensors`, apart from the rest
   metaclip2  CLIP: causal text pooling the first `eos_id` (ViT-H-14-worldwide's options), and a ViT
              with LayerScale (`ls_init_value`, ViT-M-16-alt's option)
 
@@ -79,6 +80,9 @@ FAMILIES = {
                        "attentional_pool": True, "attn_pooler_heads": 4, "attn_pooler_queries": 6, "output_tokens": True},
         "text_cfg": {"context_length": 15, "vocab_size": VOCAB, "width": 32, "heads": 2, "layers": 2,
                      "embed_cls": True, "output_tokens": True},
+        # CoCa's decoder, built so that the model is open_clip's CoCa.
+        "multimodal_cfg": {"context_length": 15, "vocab_size": VOCAB, "width": 32, "heads": 2, "layers": 1,
+                           "attn_pooler_heads": 4},
     },
     "metaclip2": {
         "embed_dim": 24,
@@ -87,8 +91,6 @@ FAMILIES = {
                      "pool_type": "eos", "eos_id": 2, "hf_tokenizer_name": "facebook/xlm-v-base"},
     },
 }
-# CoCa's decoder, built so that the model is open_clip's CoCa; its weights are not written.
-COCA_MULTIMODAL = {"context_length": 15, "vocab_size": VOCAB, "width": 32, "heads": 2, "layers": 1, "attn_pooler_heads": 4}
 
 
 @contextlib.contextmanager
@@ -118,8 +120,8 @@ def build(name, cfg):
     custom = cfg.pop("custom_text", False)
     kwargs = dict(embed_dim=cfg["embed_dim"], vision_cfg=cfg["vision_cfg"], text_cfg=cfg["text_cfg"],
                   init_logit_bias=cfg.get("init_logit_bias"))
-    if name == "coca":
-        return CoCa(multimodal_cfg=COCA_MULTIMODAL, **kwargs)
+    if "multimodal_cfg" in cfg:
+        return CoCa(multimodal_cfg=cfg["multimodal_cfg"], **kwargs)
     if "timm_model_name" in cfg["vision_cfg"]:
         with timm_kwargs(TINY_TIMM):
             return CustomTextCLIP(**kwargs)
@@ -156,6 +158,9 @@ def make(name, cfg):
         if name.startswith("siglip"):
             io["image_unprojected"] = model.visual(images)
     state = {k: v.contiguous() for k, v in model.state_dict().items() if not k.startswith("text_decoder.")}
+    decoder = {k: v.contiguous() for k, v in model.state_dict().items() if k.startswith("text_decoder.")}
+    if decoder:
+        save_file(decoder, str(OUT / f"{name}.decoder.safetensors"))
     (OUT / f"{name}.json").write_text(json.dumps(cfg) + "\n")
     if "timm_model_name" in cfg["vision_cfg"]:
         (OUT / f"{name}.timm.json").write_text(json.dumps(TINY_TIMM) + "\n")

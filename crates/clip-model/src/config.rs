@@ -1,7 +1,9 @@
 //! Model configs: open_clip's model-config JSON (`embed_dim`, `quick_gelu`, `vision_cfg`,
-//! `text_cfg`) parsed strictly, validated once into typed configs, and the presets: every open_clip
-//! 3.3.0 config whose towers this crate builds (`data/model_configs.json`, generated from the
-//! installed open_clip by `scripts/gen_presets.py`) and the project's tiny models.
+//! `text_cfg`, CoCa's `multimodal_cfg` kept but not built) parsed strictly, validated once into
+//! typed configs, and the presets: every open_clip 3.3.0 config whose towers this crate builds
+//! (`data/model_configs.json`, generated from the installed open_clip by `scripts/gen_presets.py`,
+//! whose mirror of this parser also writes the configs left out, which the tests refuse) and the
+//! project's tiny models.
 //!
 //! A `Raw*` mirror takes the JSON as written (unknown keys are errors that name the key), then
 //! `TryFrom` resolves it: `layers` as a number means a ViT, as four numbers a ModifiedResNet.
@@ -21,7 +23,8 @@ pub struct ClipConfig {
     /// (a timm tower's activation is its own, as in open_clip).
     pub quick_gelu: bool,
     /// open_clip's `custom_text`: the text tower's keys sit under `text.` rather than at the root
-    /// (`CustomTextCLIP`; SigLIP, CoCa).
+    /// (`CustomTextCLIP`; SigLIP, CoCa). A `multimodal_cfg` implies it, as open_clip's CoCa has
+    /// them there whatever the flag says.
     pub custom_text: bool,
     /// The image tower.
     pub vision: VisionConfig,
@@ -31,6 +34,10 @@ pub struct ClipConfig {
     pub init_logit_scale: Option<f64>,
     /// Initial logit bias; `Some` gives the model a learnable `logit_bias` (SigLIP models).
     pub init_logit_bias: Option<f64>,
+    /// CoCa's `multimodal_cfg`: the captioning decoder, not built. Kept as written so that
+    /// [`ClipConfig::to_json`] gives it back, and so that loading weights expects the decoder's
+    /// keys (`text_decoder.*`) and sets them aside ([`ClipConfig::unbuilt_prefixes`]).
+    pub multimodal_cfg: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// The image tower's family.
@@ -326,6 +333,8 @@ struct RawConfig {
     init_logit_scale: Option<f64>,
     #[serde(default)]
     init_logit_bias: Option<f64>,
+    #[serde(default)]
+    multimodal_cfg: Option<serde_json::Value>,
     vision_cfg: RawVision,
     text_cfg: RawText,
 }
@@ -350,7 +359,7 @@ struct RawVision {
     no_ln_pre: Option<bool>,
     pool_type: Option<RawVitPool>,
     final_ln_after_pool: Option<bool>,
-    attentional_pool: Option<bool>,
+    attentional_pool: Option<serde_json::Value>,
     attn_pooler_queries: Option<i64>,
     attn_pooler_heads: Option<i64>,
     output_tokens: Option<bool>,
@@ -539,9 +548,15 @@ fn open_clip_vision(v: RawVision, quick_gelu: bool) -> Result<VisionConfig> {
             divides("vision_cfg.image_size over patch_size", patch_size, image_size)?;
             divides("vision_cfg.width over head_width", head_width, width)?;
             let attentional_pool = match v.attentional_pool {
-                Some(true) => {
+                Some(serde_json::Value::Bool(true)) => {
                     let heads = positive("vision_cfg.attn_pooler_heads", v.attn_pooler_heads.unwrap_or(8))?;
                     Some(AttentionalPoolConfig { queries: positive("vision_cfg.attn_pooler_queries", v.attn_pooler_queries.unwrap_or(256))?, heads })
+                }
+                // open_clip's untested two-pooler forms (`attn_pool_contrastive`), in no config.
+                Some(other) if !other.is_boolean() => {
+                    return Err(Error::Config(format!(
+                        "vision_cfg.attentional_pool: {other} is not built (true or false; open_clip's \"parallel\" and \"cascade\" poolers are not)"
+                    )));
                 }
                 _ => {
                     none_of("a ViT without attentional_pool", &[
@@ -656,7 +671,14 @@ impl TryFrom<RawConfig> for ClipConfig {
         {
             return Err(Error::Config(format!("vision_cfg.timm_proj none: {}'s width {} must be embed_dim {embed_dim}", v.model_name, v.width)));
         }
-        if text.embed_cls && !raw.custom_text {
+        let multimodal_cfg = match raw.multimodal_cfg {
+            None => None,
+            Some(serde_json::Value::Object(map)) => Some(map),
+            Some(other) => return Err(Error::Config(format!("multimodal_cfg: an object (CoCa's decoder config) expected, got {other}"))),
+        };
+        // open_clip's CoCa keeps its text tower under `text.` whatever `custom_text` says.
+        let custom_text = raw.custom_text || multimodal_cfg.is_some();
+        if text.embed_cls && !custom_text {
             // open_clip's CLIP copies the tower's parts to the root but not cls_emb.
             return Err(Error::Config("text_cfg.embed_cls: only with custom_text (open_clip's CLIP drops cls_emb)".into()));
         }
@@ -668,17 +690,19 @@ impl TryFrom<RawConfig> for ClipConfig {
         Ok(Self {
             embed_dim,
             quick_gelu: raw.quick_gelu,
-            custom_text: raw.custom_text,
+            custom_text,
             vision,
             text,
             init_logit_scale: raw.init_logit_scale,
             init_logit_bias: raw.init_logit_bias,
+            multimodal_cfg,
         })
     }
 }
 
-/// open_clip 3.3.0's model configs whose towers this crate builds (plain ViT and ModifiedResNet
-/// image towers, open_clip's own text transformer), name → config exactly as open_clip ships them,
+/// open_clip 3.3.0's model configs whose towers this crate builds (open_clip's ViT and
+/// ModifiedResNet, timm's SigLIP ViTs, open_clip's own text transformer with its options, CoCa's
+/// contrastive towers), name → config exactly as open_clip ships them,
 /// in open_clip's order: `data/model_configs.json`, written by `scripts/gen_presets.py`.
 const OPEN_CLIP_CONFIGS: &str = include_str!("../data/model_configs.json");
 
@@ -747,13 +771,17 @@ impl ClipConfig {
 
     /// A preset by open_clip's name (every open_clip 3.3.0 config this crate builds, `ViT-B-32`,
     /// `ViT-H-14-quickgelu`, …, and the project's `tiny` and `tiny-vit`). A name with a config of
-    /// its own is that config; otherwise `NAME-quickgelu` is preset `NAME` with QuickGELU.
+    /// its own is that config; otherwise `NAME-quickgelu` is preset `NAME` with QuickGELU, where
+    /// that builds (not for a config with `act_kwargs`, which QuickGELU does not take: SigLIP2's
+    /// text towers).
     pub fn named(name: &str) -> Result<Self> {
         if let Some(config) = preset(name) {
             return Ok(config.clone());
         }
         match name.strip_suffix("-quickgelu").filter(|base| !base.ends_with("-quickgelu")).and_then(preset) {
-            Some(config) => Ok(Self { quick_gelu: true, ..config.clone() }),
+            Some(config) => config.with_quick_gelu().ok_or_else(|| {
+                Error::Config(format!("{name}: QuickGELU takes no arguments, and the config sets act_kwargs"))
+            }),
             None => Err(Error::UnknownModel {
                 name: name.to_owned(),
                 known: format!("{} (each also as NAME-quickgelu)", presets().iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")),
@@ -848,12 +876,33 @@ impl ClipConfig {
         if self.custom_text {
             json["custom_text"] = true.into();
         }
+        if let Some(multimodal) = &self.multimodal_cfg {
+            json["multimodal_cfg"] = multimodal.clone().into();
+        }
         for (key, value) in [("init_logit_scale", self.init_logit_scale), ("init_logit_bias", self.init_logit_bias)] {
             if let Some(v) = value {
                 json[key] = serde_json::json!(v);
             }
         }
         json.to_string()
+    }
+
+    /// The config with QuickGELU in open_clip's own towers, `None` where a tower sets
+    /// `act_kwargs` (open_clip would pass them to QuickGELU, which takes none).
+    fn with_quick_gelu(&self) -> Option<Self> {
+        let vit_gelu = match &self.vision {
+            VisionConfig::Vit(v) => v.gelu,
+            VisionConfig::ResNet(_) | VisionConfig::TimmVit(_) => GeluApproximate::None,
+        };
+        (vit_gelu == GeluApproximate::None && self.text.gelu == GeluApproximate::None).then(|| Self { quick_gelu: true, ..self.clone() })
+    }
+
+    /// Key prefixes of a checkpoint that belong to parts of open_clip's model this crate does not
+    /// build: `text_decoder.` (CoCa's captioning decoder) when the config has a `multimodal_cfg`,
+    /// none otherwise. Loading weights expects them and sets them aside
+    /// ([`crate::weights::load_weights_for`]); every other key stays strict.
+    pub fn unbuilt_prefixes(&self) -> &'static [&'static str] {
+        if self.multimodal_cfg.is_some() { &["text_decoder."] } else { &[] }
     }
 
     /// Every name [`ClipConfig::named`] accepts: each preset, followed by its `-quickgelu` form
@@ -863,7 +912,7 @@ impl ClipConfig {
         for (name, _) in presets() {
             names.push(name.clone());
             let quick = format!("{name}-quickgelu");
-            if !name.ends_with("-quickgelu") && preset(&quick).is_none() {
+            if !name.ends_with("-quickgelu") && preset(&quick).is_none() && preset(name).and_then(Self::with_quick_gelu).is_some() {
                 names.push(quick);
             }
         }
@@ -886,10 +935,14 @@ mod tests {
         assert!(rn.quick_gelu);
         let VisionConfig::ResNet(r) = &rn.vision else { panic!("ResNet expected") };
         assert_eq!((r.layers, r.width, r.heads), ([3, 4, 6, 3], 64, 32));
-        // 41 open_clip configs (12 of them `-quickgelu` configs of their own) and the 2 tiny
-        // presets; the 17 + 2 plain names without a `-quickgelu` config get one by the suffix rule.
-        assert_eq!(presets().len(), 43);
-        assert_eq!(ClipConfig::preset_names().len(), 62);
+        // 84 open_clip configs (14 of them `-quickgelu` configs of their own) and the 2 tiny
+        // presets; the 56 + 2 plain names without a `-quickgelu` config get one by the suffix
+        // rule, but for the 15 SigLIP2 configs, whose text towers set act_kwargs.
+        assert_eq!(presets().len(), 86);
+        assert_eq!(ClipConfig::preset_names().len(), 129);
+        let err = ClipConfig::named("ViT-B-16-SigLIP2-quickgelu").unwrap_err().to_string();
+        assert!(err.contains("act_kwargs"), "{err}");
+        assert!(ClipConfig::named("ViT-B-16-SigLIP-quickgelu").unwrap().quick_gelu);
         for name in ClipConfig::preset_names() {
             let config = ClipConfig::named(&name).unwrap();
             assert_eq!(config.quick_gelu, name.ends_with("-quickgelu"), "{name}");
@@ -900,7 +953,8 @@ mod tests {
     #[test]
     fn open_clip_configs_keep_their_shapes_and_order() {
         let names: Vec<&str> = presets().iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(&names[..3], ["RN50", "RN50-quickgelu", "RN50x4"]);
+        // open_clip's natural order, lower case first: the CoCa configs, then RN50.
+        assert_eq!(&names[..5], ["coca_base", "coca_ViT-B-32", "coca_ViT-L-14", "RN50", "RN50-quickgelu"]);
         assert_eq!(&names[names.len() - 2..], ["tiny", "tiny-vit"]);
         // head_width and mlp_ratio (g: 88 and 4.3637, bigG: 104 and 4.9231).
         for (name, width, heads, layers, ratio) in
@@ -920,9 +974,52 @@ mod tests {
     }
 
     #[test]
+    fn the_families_presets_are_open_clips_configs() {
+        for (name, family) in [
+            ("ViT-B-16-SigLIP", "vit_base_patch16_siglip_224"),
+            ("ViT-B-16-SigLIP-384", "vit_base_patch16_siglip_384"),
+            ("ViT-SO400M-14-SigLIP", "vit_so400m_patch14_siglip_224"),
+            ("ViT-B-32-SigLIP2-256", "vit_base_patch32_siglip_256"),
+            ("ViT-gopt-16-SigLIP2-384", "vit_giantopt_patch16_siglip_384"),
+            ("ViT-SO400M-16-SigLIP-i18n-256", "vit_so400m_patch16_siglip_256"),
+        ] {
+            let config = ClipConfig::named(name).unwrap();
+            let VisionConfig::TimmVit(v) = &config.vision else { panic!("{name}: timm tower expected") };
+            assert_eq!(v.model_name, family, "{name}");
+            assert!(config.custom_text && !config.text.causal && config.text.pool == TextPool::Last, "{name}");
+            assert_eq!(config.init_logit_bias, Some(-10.0), "{name}");
+        }
+        let VisionConfig::Vit(clipa) = ClipConfig::named("ViT-bigG-14-CLIPA-336").unwrap().vision else { panic!("ViT expected") };
+        assert!(!clipa.ln_pre && clipa.pool == VitPool::Avg && clipa.image_size == 336);
+        let worldwide = ClipConfig::named("ViT-H-14-worldwide-quickgelu").unwrap();
+        assert!(worldwide.quick_gelu && worldwide.text.pool == TextPool::Eos && worldwide.text.vocab_size == 901_629);
+        let coca = ClipConfig::named("coca_ViT-L-14").unwrap();
+        assert!(coca.custom_text && coca.text.embed_cls && coca.multimodal_cfg.is_some());
+        assert_eq!(coca.unbuilt_prefixes(), ["text_decoder."]);
+        assert!(ClipConfig::named("coca_base").unwrap().multimodal_cfg.is_some());
+    }
+
+    #[test]
+    fn every_left_out_open_clip_config_is_refused() {
+        // scripts/gen_presets.py writes every open_clip 3.3.0 config it leaves out with its
+        // reasons, each naming a key: the parser must refuse each, over one of those keys.
+        let left: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(include_str!("../tests/fixtures/left_out_configs.json")).unwrap();
+        assert_eq!(left.len() + presets().len() - PROJECT_PRESETS.len(), 144, "open_clip 3.3.0 has 144 configs");
+        for (name, entry) in &left {
+            assert!(preset(name).is_none(), "{name} is both taken and left out");
+            let err = ClipConfig::from_json(&entry["config"].to_string()).expect_err(name).to_string();
+            let reasons = entry["reasons"].as_array().unwrap();
+            let keys: Vec<&str> = reasons.iter().map(|r| r.as_str().unwrap().split([':', ' ']).next().unwrap()).collect();
+            let named = keys.iter().any(|key| err.contains(key.rsplit('.').next().unwrap()));
+            assert!(named, "{name}: refused for {err}, left out for {reasons:?}");
+        }
+    }
+
+    #[test]
     fn malformed_configs_name_the_problem() {
-        let err = ClipConfig::named("ViT-SO400M-14-SigLIP").unwrap_err().to_string();
-        assert!(err.contains("ViT-SO400M-14-SigLIP") && err.contains("ViT-bigG-14") && err.contains("tiny-vit"), "{err}");
+        let err = ClipConfig::named("EVA02-B-16").unwrap_err().to_string();
+        assert!(err.contains("EVA02-B-16") && err.contains("ViT-SO400M-14-SigLIP") && err.contains("tiny-vit"), "{err}");
         let cases = [
             (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32,"timm_model_name":"x"},"text_cfg":{}}"#, "timm_model_name"),
             (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768},"text_cfg":{}}"#, "patch_size is required"),
@@ -950,7 +1047,8 @@ mod tests {
             (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32},"text_cfg":{"embed_cls":true}}"#, "only with custom_text"),
             (r#"{"embed_dim":256,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32},"text_cfg":{"proj_type":"none"}}"#, "must be embed_dim 256"),
             (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32,"patch_dropout":0.5},"text_cfg":{}}"#, "patch_dropout"),
-            (r#"{"embed_dim":512,"multimodal_cfg":{},"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32},"text_cfg":{}}"#, "multimodal_cfg"),
+            (r#"{"embed_dim":512,"multimodal_cfg":[],"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32},"text_cfg":{}}"#, "multimodal_cfg: an object"),
+            (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32,"attentional_pool":"parallel"},"text_cfg":{}}"#, "attentional_pool"),
         ];
         for (json, needle) in cases {
             let err = ClipConfig::from_json(json).unwrap_err().to_string();
@@ -965,8 +1063,8 @@ mod tests {
             r#"{"embed_dim": 768, "init_logit_bias": -10, "custom_text": true, "vision_cfg": {"image_size": 224, "timm_model_name": "vit_base_patch16_siglip_224", "timm_model_pretrained": false, "timm_pool": "map", "timm_proj": "none"}, "text_cfg": {"context_length": 64, "vocab_size": 256000, "hf_tokenizer_name": "timm/ViT-B-16-SigLIP2", "tokenizer_kwargs": {"clean": "canonicalize"}, "width": 768, "heads": 12, "layers": 12, "no_causal_mask": true, "proj_bias": true, "pool_type": "last", "norm_kwargs": {"eps": 1e-06}, "act_kwargs": {"approximate": "tanh"}}}"#,
             // ViT-L-14-CLIPA.
             r#"{"embed_dim": 768, "vision_cfg": {"image_size": 224, "layers": 24, "width": 1024, "patch_size": 14, "no_ln_pre": true, "pool_type": "avg", "final_ln_after_pool": true}, "text_cfg": {"context_length": 32, "vocab_size": 32000, "hf_tokenizer_name": "bert-base-uncased", "tokenizer_kwargs": {"strip_sep_token": true}, "width": 768, "heads": 12, "layers": 12, "pool_type": "last", "no_causal_mask": true}}"#,
-            // coca_ViT-B-32 without its decoder (multimodal_cfg).
-            r#"{"embed_dim": 512, "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 32, "attentional_pool": true, "attn_pooler_heads": 8, "output_tokens": true}, "text_cfg": {"context_length": 76, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12, "embed_cls": true, "output_tokens": true}, "custom_text": true}"#,
+            // coca_ViT-B-32, its decoder (multimodal_cfg) kept, not built.
+            r#"{"embed_dim": 512, "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 32, "attentional_pool": true, "attn_pooler_heads": 8, "output_tokens": true}, "text_cfg": {"context_length": 76, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12, "embed_cls": true, "output_tokens": true}, "multimodal_cfg": {"context_length": 76, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12, "attn_pooler_heads": 8}, "custom_text": true}"#,
             // ViT-H-14-worldwide, and ViT-M-16-alt's LayerScale.
             r#"{"embed_dim": 1024, "vision_cfg": {"image_size": 224, "layers": 32, "width": 1280, "head_width": 80, "patch_size": 14, "ls_init_value": 0.0001}, "text_cfg": {"hf_tokenizer_name": "facebook/xlm-v-base", "pool_type": "eos", "eos_id": 2, "context_length": 77, "vocab_size": 901629, "width": 1024, "heads": 16, "layers": 24}}"#,
             // ViT-SO400M-16-SigLIP-i18n-256: no text projection.
@@ -988,6 +1086,12 @@ mod tests {
         let VisionConfig::Vit(v) = &coca.vision else { panic!("ViT expected") };
         assert_eq!(v.attentional_pool, Some(AttentionalPoolConfig { queries: 256, heads: 8 }));
         assert!(coca.text.embed_cls);
+        assert_eq!(coca.multimodal_cfg.as_ref().map(|m| m["layers"].as_i64()), Some(Some(12)));
+        assert_eq!(coca.unbuilt_prefixes(), ["text_decoder."]);
+        assert!(siglip2.unbuilt_prefixes().is_empty());
+        // The decoder's keys imply custom_text, as in open_clip's CoCa.
+        let without_flag = configs[2].replace(r#", "custom_text": true"#, "");
+        assert_eq!(ClipConfig::from_json(&without_flag).unwrap(), coca);
         let worldwide = ClipConfig::from_json(configs[3]).unwrap();
         assert_eq!((worldwide.text.pool, worldwide.text.eos_id), (TextPool::Eos, 2));
         assert_eq!(ClipConfig::from_json(configs[4]).unwrap().text.projection, TextProjection::None);

@@ -31,4 +31,4 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use layers::{Activation, l2_normalize};
-pub use weights::{WeightsFormat, load_weights};
+pub use weights::{LoadedWeights, WeightsFormat, load_weights, load_weights_for};

@@ -12,6 +12,10 @@
 //!   executed. A training checkpoint's `state_dict` is taken and the rest (optimizer, scaler,
 //!   epoch) ignored; DDP's `module.` prefixes are dropped.
 //!
+//! A checkpoint of a model with parts not built here (CoCa's captioning decoder) loads through
+//! [`load_weights_for`], which sets the keys under those parts' prefixes aside by the config's
+//! say-so and reports them; nothing else is lenient.
+//!
 //! The format is told from the bytes: safetensors by their header; a zip is TorchScript when it
 //! has `constants.pkl` or `code/`, torch.save when it has `data.pkl` without them; a pickle
 //! (`0x80`, protocol 2–5) is a legacy torch.save file, whose first pickle must be torch's magic
@@ -23,7 +27,7 @@ use std::io::Read;
 use std::path::Path;
 
 use clip_tensor::pickle::Value;
-use clip_tensor::safetensors::{load_strict_from, read_safetensors};
+use clip_tensor::safetensors::{KeyReport, load_strict_from, load_strict_ignoring, read_safetensors};
 use clip_tensor::torch_save::{TorchSave, archive_records};
 use clip_tensor::torchscript::read_torchscript;
 use tch::Tensor;
@@ -151,11 +155,33 @@ pub fn read_weights(path: &Path) -> Result<(WeightsFormat, Vec<(String, Tensor)>
 }
 
 /// Loads a weights file of any supported format into `vs` (built for the matching config):
-/// strictly, every key problem reported at once, values cast to the model's dtype.
+/// strictly, every key problem reported at once, values cast to the model's dtype. A model built
+/// from a config with parts this crate does not build (CoCa's `multimodal_cfg`) loads its
+/// checkpoints through [`load_weights_for`].
 pub fn load_weights(vs: &VarStore, path: &Path) -> Result<WeightsFormat> {
     let (format, tensors) = read_weights(path)?;
     load_strict_from(vs, tensors, path)?;
     Ok(format)
+}
+
+/// What [`load_weights_for`] loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedWeights {
+    /// The file's layout.
+    pub format: WeightsFormat,
+    /// The keys set aside under the config's [`ClipConfig::unbuilt_prefixes`] (CoCa's
+    /// `text_decoder.*`); nothing missing, unexpected or mis-shaped.
+    pub keys: KeyReport,
+}
+
+/// [`load_weights`] for `vs` built from `config`: a checkpoint's keys under the prefixes of the
+/// parts the config has but this crate does not build ([`ClipConfig::unbuilt_prefixes`]: CoCa's
+/// captioning decoder, `text_decoder.`) are expected and set aside, and listed in the report;
+/// every other key is as strict as ever. Without such parts it is [`load_weights`].
+pub fn load_weights_for(vs: &VarStore, config: &ClipConfig, path: &Path) -> Result<LoadedWeights> {
+    let (format, tensors) = read_weights(path)?;
+    let keys = load_strict_ignoring(vs, tensors, config.unbuilt_prefixes(), path)?;
+    Ok(LoadedWeights { format, keys })
 }
 
 /// The state dict of a torch.save file, under open_clip's names.
@@ -328,5 +354,14 @@ pub fn infer_config(tensors: &[(String, Tensor)], quick_gelu: bool) -> Result<Cl
         ));
     }
     let init_logit_bias = tensors.iter().any(|(n, _)| n == "logit_bias").then_some(0.0);
-    Ok(ClipConfig { embed_dim: shape("text_projection")?[1], quick_gelu, custom_text: false, vision, text, init_logit_scale: None, init_logit_bias })
+    Ok(ClipConfig {
+        embed_dim: shape("text_projection")?[1],
+        quick_gelu,
+        custom_text: false,
+        vision,
+        text,
+        init_logit_scale: None,
+        init_logit_bias,
+        multimodal_cfg: None,
+    })
 }

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use clip_model::{ClipConfig, ClipModel, TimmVitConfig, VisionConfig, l2_normalize};
-use clip_tensor::safetensors::{load_strict, read_safetensors};
+use clip_model::{ClipConfig, ClipModel, TimmVitConfig, VisionConfig, WeightsFormat, l2_normalize, load_weights, load_weights_for};
+use clip_tensor::safetensors::{read_safetensors, save_safetensors};
 
 use crate::parity::{load_model, max_diff};
 use tch::{Device, Kind, Tensor, nn::VarStore};
@@ -87,6 +87,81 @@ fn coca_contrastive_towers_match_open_clip() {
     check("coca");
 }
 
+/// `coca.safetensors` less the keys `without`, with `extra` added (the decoder's keys, a stray
+/// key), written under Cargo's temporary folder for tests: a CoCa checkpoint as open_clip saves it.
+fn coca_checkpoint(file: &str, without: &[&str], extra: Vec<(String, Tensor)>) -> PathBuf {
+    let mut tensors = read_safetensors(&fixture("coca.safetensors")).unwrap();
+    tensors.retain(|(k, _)| !without.contains(&k.as_str()));
+    tensors.extend(extra);
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-{file}", std::process::id()));
+    let named: Vec<(&str, &Tensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
+    save_safetensors(&path, &named).unwrap();
+    path
+}
+
+#[test]
+fn a_coca_checkpoint_loads_with_its_decoder_set_aside() {
+    let config = config("coca");
+    assert_eq!(config.unbuilt_prefixes(), ["text_decoder."]);
+    let decoder = read_safetensors(&fixture("coca.decoder.safetensors")).unwrap();
+    let decoder_keys: Vec<String> = decoder.iter().map(|(k, _)| k.clone()).collect();
+    assert!(decoder_keys.len() > 10 && decoder_keys.iter().all(|k| k.starts_with("text_decoder.")));
+    let full = coca_checkpoint("coca-full.safetensors", &[], decoder.iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect());
+
+    let vs = VarStore::new(Device::Cpu);
+    let model = ClipModel::new(vs.root(), &config);
+    let loaded = load_weights_for(&vs, &config, &full).unwrap();
+    assert_eq!(loaded.format, WeightsFormat::OpenClip);
+    assert_eq!(loaded.keys.ignored, decoder_keys);
+    assert!(loaded.keys.is_empty());
+    let io: HashMap<String, Tensor> = read_safetensors(&fixture("coca.io.safetensors")).unwrap().into_iter().collect();
+    let _guard = tch::no_grad_guard();
+    let d = max_diff(&l2_normalize(&model.encode_image(&io["images"])), &io["image_features"]);
+    let dt = max_diff(&l2_normalize(&model.encode_text(&io["text"])), &io["text_features"]);
+    assert!(d <= 1e-4 && dt <= 1e-4, "image {d:e}, text {dt:e}");
+
+    // The decoder's keys are expected only because the config has a multimodal_cfg.
+    let vs = VarStore::new(Device::Cpu);
+    let _model = ClipModel::new(vs.root(), &config);
+    let err = load_weights(&vs, &full).map(drop).unwrap_err().to_string();
+    assert!(err.contains(&format!("{} unexpected [text_decoder.", decoder_keys.len())), "{err}");
+    let plain = ClipConfig { multimodal_cfg: None, ..config.clone() };
+    let vs = VarStore::new(Device::Cpu);
+    let _model = ClipModel::new(vs.root(), &plain);
+    assert!(load_weights_for(&vs, &plain, &full).unwrap_err().to_string().contains("unexpected [text_decoder."));
+    // A contrastive-only checkpoint (no decoder) loads as well.
+    let vs = VarStore::new(Device::Cpu);
+    let _model = ClipModel::new(vs.root(), &config);
+    assert!(load_weights_for(&vs, &config, &fixture("coca.safetensors")).unwrap().keys.ignored.is_empty());
+    std::fs::remove_file(full).unwrap();
+}
+
+#[test]
+fn a_coca_checkpoint_stays_strict_outside_its_decoder() {
+    let config = config("coca");
+    let mut extra: Vec<(String, Tensor)> = read_safetensors(&fixture("coca.decoder.safetensors")).unwrap();
+    // open_clip's 'parallel' pooler, which this config does not have, and a wrong-shaped key.
+    extra.push(("visual.attn_pool_contrastive.query".into(), Tensor::zeros([1, 24], (Kind::Float, Device::Cpu))));
+    let path = coca_checkpoint("coca-stray.safetensors", &[], extra);
+    let vs = VarStore::new(Device::Cpu);
+    let _model = ClipModel::new(vs.root(), &config);
+    let before = vs.variables()["text.cls_emb"].copy();
+    let err = load_weights_for(&vs, &config, &path).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("1 unexpected [visual.attn_pool_contrastive.query]") && message.contains("set aside as not built"), "{message}");
+    assert!(!message.contains("unexpected [text_decoder."), "{message}");
+    // Nothing was copied.
+    assert_eq!(max_diff(&vs.variables()["text.cls_emb"], &before), 0.0);
+    std::fs::remove_file(path).unwrap();
+
+    // A missing key of the contrastive towers is missing, decoder or not.
+    let decoder = read_safetensors(&fixture("coca.decoder.safetensors")).unwrap();
+    let path = coca_checkpoint("coca-missing.safetensors", &["visual.attn_pool.query"], decoder);
+    let err = load_weights_for(&vs, &config, &path).unwrap_err().to_string();
+    assert!(err.contains("1 missing [visual.attn_pool.query]"), "{err}");
+    std::fs::remove_file(path).unwrap();
+}
+
 #[test]
 fn metaclip2_eos_pooling_matches_open_clip() {
     check("metaclip2");
@@ -159,7 +234,7 @@ fn a_full_size_model_matches_open_clip() {
     let config = ClipConfig::from_json(&std::fs::read_to_string(dir.join("model_config.json")).unwrap()).unwrap();
     let vs = VarStore::new(Device::Cpu);
     let model = ClipModel::new(vs.root(), &config);
-    load_strict(&vs, &dir.join("model.safetensors")).unwrap();
+    load_weights_for(&vs, &config, &dir.join("model.safetensors")).unwrap();
     let io: HashMap<String, Tensor> = read_safetensors(&dir.join("io.safetensors")).unwrap().into_iter().collect();
     let _guard = tch::no_grad_guard();
     let image = l2_normalize(&model.encode_image(&io["images"]));
