@@ -25,7 +25,12 @@ Each entry, as open_clip resolves `create_model_and_transforms(model, pretrained
   mean, std, interpolation, resize_mode
                     the cfg's preprocessing, open_clip's `PreprocessCfg` defaults where it omits one
   image_size        the config's `vision_cfg.image_size`
-  params            parameters of the architecture (`create_model(model)` on the meta device)
+  params            parameters of open_clip's model (`create_model(model)` on the meta device)
+  decoder_params    those of them in the parts clip-model does not build: CoCa's captioning
+                    decoder (`text_decoder.*`, which loading sets aside); 0 for the rest
+
+A pair is left out when clip-model's parser refuses the model's config; the reason is what
+crates/clip-model/scripts/gen_presets.py's mirror of that parser says (`refusals`).
 
     .venv/bin/python crates/clip-pretrained/scripts/gen_pretrained.py
 """
@@ -47,34 +52,35 @@ PRESETS = CRATES / "clip-model" / "data" / "model_configs.json"
 
 
 def load_gen_presets():
-    """clip-model's generator, for the keys its parser reads."""
+    """clip-model's generator, for its mirror of the config parser."""
     spec = importlib.util.spec_from_file_location("gen_presets", CRATES / "clip-model" / "scripts" / "gen_presets.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def left_out_reason(config, unsupported_keys):
+def left_out_reason(config, refusals):
     """Why clip-model cannot build this open_clip config (None if it can)."""
     if config is None:
         return "no model config"
-    if "multimodal_cfg" in config:
-        return "CoCa multimodal decoder / attentional pooler (multimodal_cfg)"
-    if "timm_model_name" in config["vision_cfg"]:
-        return "timm image tower (timm_model_name)"
-    if "hf_model_name" in config["text_cfg"]:
-        return "Hugging Face text tower (hf_model_name)"
-    keys = unsupported_keys(config)
-    return f"options {', '.join(keys)}" if keys else None
+    return "; ".join(refusals(config)) or None
 
 
-def parameter_count(name):
+# Parameters of the parts of open_clip's model clip-model does not build (by key prefix).
+UNBUILT_PREFIXES = ("text_decoder.",)
+
+
+def parameter_counts(name):
+    """(all parameters, those under UNBUILT_PREFIXES) of open_clip's model."""
     with torch.device("meta"):
         model = open_clip.create_model(name, pretrained=None, device="meta")
-    return sum(p.numel() for p in model.parameters())
+    named = list(model.named_parameters())
+    unbuilt = sum(p.numel() for n, p in named if n.startswith(UNBUILT_PREFIXES))
+    assert (unbuilt > 0) == ("multimodal_cfg" in open_clip.get_model_config(name)), name
+    return sum(p.numel() for _, p in named), unbuilt
 
 
-def entry(model, tag, config, params):
+def entry(model, tag, config, counts):
     cfg = get_pretrained_cfg(model, tag)
     defaults = dataclasses.asdict(PreprocessCfg())
     hf_hub, hf_file, files = None, None, []
@@ -103,25 +109,26 @@ def entry(model, tag, config, params):
         "interpolation": cfg.get("interpolation", defaults["interpolation"]),
         "resize_mode": cfg.get("resize_mode", defaults["resize_mode"]),
         "image_size": config["vision_cfg"]["image_size"],
-        "params": params,
+        "params": counts[0],
+        "decoder_params": counts[1],
     }
 
 
 def main():
     assert open_clip.__version__ == "3.3.0", open_clip.__version__
     assert (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME) == ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-    unsupported_keys = load_gen_presets().unsupported_keys
+    refusals = load_gen_presets().refusals
     presets = json.loads(PRESETS.read_text())
     pretrained, left_out, params = [], [], {}
     for model, tag in open_clip.list_pretrained():
         assert _clean_tag(tag) == tag, (model, tag)
         config = open_clip.get_model_config(model)
-        reason = left_out_reason(config, unsupported_keys)
+        reason = left_out_reason(config, refusals)
         assert (reason is None) == (model in presets), (model, reason)
         if model in presets:
             assert presets[model] == config, model
             if model not in params:
-                params[model] = parameter_count(model)
+                params[model] = parameter_counts(model)
             pretrained.append(entry(model, tag, config, params[model]))
         else:
             left_out.append({"model": model, "tag": tag, "reason": reason})

@@ -48,8 +48,11 @@ pub struct Pretrained {
     pub resize_mode: String,
     /// Input resolution of the architecture (square).
     pub image_size: u32,
-    /// Parameters of the architecture.
+    /// Parameters of open_clip's model for the architecture.
     pub params: u64,
+    /// Those of them in parts clip-model does not build (CoCa's captioning decoder,
+    /// `text_decoder.*`, whose weights loading sets aside); 0 for the rest.
+    pub decoder_params: u64,
 }
 
 /// A pair open_clip lists that clip-model cannot build.
@@ -60,7 +63,8 @@ pub struct LeftOut {
     pub model: String,
     /// open_clip's tag.
     pub tag: String,
-    /// What clip-model lacks (`timm image tower (timm_model_name)`, `options text_cfg.pool_type, …`).
+    /// Why clip-model's parser refuses the model's config, each reason led by the key concerned
+    /// (`vision_cfg.timm_model_name: timm's eva02_base_patch16_clip_224 is not built …`).
     pub reason: String,
 }
 

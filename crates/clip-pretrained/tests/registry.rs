@@ -1,6 +1,6 @@
 //! The pretrained registry against its JSON and clip-model's presets.
 
-use clip_model::ClipConfig;
+use clip_model::{ClipConfig, TimmVitConfig};
 use clip_pretrained::registry::{self, NotFound};
 
 fn json() -> serde_json::Value {
@@ -14,7 +14,7 @@ fn registry_parses_with_the_json_counts() {
     assert_eq!(registry::all().len(), json["pretrained"].as_array().unwrap().len());
     assert_eq!(registry::left_out().len(), json["left_out"].as_array().unwrap().len());
     // open_clip 3.3.0 lists 196 pairs (`len(open_clip.list_pretrained())`).
-    assert_eq!((registry::all().len(), registry::left_out().len()), (96, 100));
+    assert_eq!((registry::all().len(), registry::left_out().len()), (138, 58));
     let mut pairs: Vec<(&str, &str)> = registry::all().iter().map(|p| (p.model.as_str(), p.tag.as_str())).collect();
     pairs.extend(registry::left_out().iter().map(|l| (l.model.as_str(), l.tag.as_str())));
     let n = pairs.len();
@@ -69,12 +69,15 @@ fn quick_gelu_comes_from_the_tag() {
         ("ViT-L-14", "metaclip_fullcc", true, true),
         ("ViT-B-32", "laion2b_s34b_b79k", false, false),
         ("ViT-bigG-14", "laion2b_s39b_b160k", false, false),
+        ("ViT-H-14-worldwide", "metaclip2_worldwide", true, true),
+        ("ViT-H-14-worldwide-quickgelu", "metaclip2_worldwide", true, false),
+        ("ViT-bigG-14-worldwide", "metaclip2_worldwide", false, false),
     ] {
         let p = registry::find(model, tag).unwrap();
         assert_eq!((p.quick_gelu, p.quick_gelu_overrides_name), (quick, overrides), "{model}:{tag}");
     }
     let flagged = registry::all().iter().filter(|p| p.quick_gelu_overrides_name).count();
-    assert_eq!(flagged, 26);
+    assert_eq!(flagged, 27);
 }
 
 #[test]
@@ -94,7 +97,9 @@ fn lookups_clean_tags_as_open_clip_does() {
     let tags = registry::tags("ViT-B-32");
     assert_eq!(tags.len(), 22);
     assert_eq!(&tags[..3], ["openai", "laion400m_e31", "laion400m_e32"]);
-    assert!(registry::tags("ViT-B-16-SigLIP").is_empty());
+    assert_eq!(registry::tags("ViT-B-16-SigLIP"), ["webli"]);
+    assert_eq!(registry::tags("coca_ViT-B-32"), ["laion2b_s13b_b90k", "mscoco_finetuned_laion2b_s13b_b90k"]);
+    assert!(registry::tags("EVA02-B-16").is_empty());
 }
 
 #[test]
@@ -113,8 +118,9 @@ fn unknown_pairs_list_what_was_meant() {
         panic!("unknown tag expected")
     };
     assert_eq!(other_models, ["ViT-B-32"]);
-    let err = registry::lookup("ViT-B-16-SigLIP", "webli").unwrap_err();
-    assert_eq!(err, NotFound::LeftOut { model: "ViT-B-16-SigLIP".into(), tag: "webli".into(), reason: "timm image tower (timm_model_name)" });
+    let err = registry::lookup("EVA02-B-16", "merged2b_s8b_b131k").unwrap_err();
+    let reason = "vision_cfg.timm_model_name: timm's eva02_base_patch16_clip_224 is not built (of timm's towers, clip-model builds the SigLIP ViTs)";
+    assert_eq!(err, NotFound::LeftOut { model: "EVA02-B-16".into(), tag: "merged2b_s8b_b131k".into(), reason });
     let NotFound::UnknownModel { close, .. } = registry::lookup("vit-b-32", "openai").unwrap_err() else {
         panic!("unknown model expected")
     };
@@ -124,9 +130,78 @@ fn unknown_pairs_list_what_was_meant() {
 
 #[test]
 fn left_out_pairs_have_reasons_and_no_preset() {
+    let mut families = std::collections::BTreeMap::new();
     for l in registry::left_out() {
-        assert!(!l.reason.is_empty(), "{}:{}", l.model, l.tag);
         assert!(registry::tags(&l.model).is_empty(), "{} is both in and out", l.model);
         assert!(ClipConfig::named(&l.model).is_err(), "{} has a preset but is left out", l.model);
+        // Each reason names the key the parser refuses: a timm tower other than SigLIP's, or a
+        // Hugging Face text tower; nothing clip-model now builds.
+        let key = l.reason.split(':').next().unwrap();
+        assert!(["vision_cfg.timm_model_name", "text_cfg.hf_model_name"].contains(&key), "{}:{}: {}", l.model, l.tag, l.reason);
+        assert!(l.reason.ends_with("is not built (of timm's towers, clip-model builds the SigLIP ViTs)") || l.reason.ends_with(") is not built"), "{}", l.reason);
+        if let Some(rest) = l.reason.strip_prefix("vision_cfg.timm_model_name: timm's ") {
+            let timm = rest.split(' ').next().unwrap();
+            assert!(TimmVitConfig::named(timm).is_none(), "{}: {timm} is built", l.model);
+        }
+        for built in ["options", "multimodal_cfg", "eos_id", "pool_type", "ls_init_value", "no_causal_mask", "attentional_pool"] {
+            assert!(!l.reason.contains(built), "{}: stale reason {}", l.model, l.reason);
+        }
+        *families.entry(key).or_insert(0) += 1;
+    }
+    assert_eq!(families, [("text_cfg.hf_model_name", 9), ("vision_cfg.timm_model_name", 49)].into());
+}
+
+#[test]
+fn each_new_family_has_its_hub_repo_files_and_preprocessing() {
+    const SIGLIP: ([f32; 3], [f32; 3], &str, &str) = ([0.5; 3], [0.5; 3], "bicubic", "squash");
+    const IMAGENET: ([f32; 3], [f32; 3], &str, &str) = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225], "bilinear", "squash");
+    const OPENAI: ([f32; 3], [f32; 3], &str, &str) =
+        ([0.481_454_66, 0.457_827_5, 0.408_210_73], [0.268_629_54, 0.261_302_6, 0.275_777_1], "bicubic", "shortest");
+    for (model, tag, hub, size, preprocess) in [
+        ("ViT-B-16-SigLIP", "webli", "timm/ViT-B-16-SigLIP", 224, SIGLIP),
+        ("ViT-B-16-SigLIP-384", "webli", "timm/ViT-B-16-SigLIP-384", 384, SIGLIP),
+        // The 378 config loads the 384 repo's weights (both a 27 × 27 grid of 14 px patches).
+        ("ViT-SO400M-14-SigLIP-378", "webli", "timm/ViT-SO400M-14-SigLIP-384", 378, SIGLIP),
+        ("ViT-B-16-SigLIP2", "webli", "timm/ViT-B-16-SigLIP2", 224, SIGLIP),
+        ("ViT-gopt-16-SigLIP2-384", "webli", "timm/ViT-gopt-16-SigLIP2-384", 384, SIGLIP),
+        ("ViT-L-14-CLIPA", "datacomp1b", "UCSC-VLAA/ViT-L-14-CLIPA-datacomp1B", 224, IMAGENET),
+        ("ViT-H-14-CLIPA-336", "laion2b", "UCSC-VLAA/ViT-H-14-CLIPA-336-laion2B", 336, IMAGENET),
+        ("coca_ViT-B-32", "laion2b_s13b_b90k", "laion/CoCa-ViT-B-32-laion2B-s13B-b90k", 224, OPENAI),
+        ("coca_ViT-L-14", "mscoco_finetuned_laion2b_s13b_b90k", "laion/mscoco_finetuned_CoCa-ViT-L-14-laion2B-s13B-b90k", 224, OPENAI),
+        ("ViT-H-14-worldwide", "metaclip2_worldwide", "timm/vit_huge_patch14_clip_224.metaclip2_worldwide", 224, OPENAI),
+    ] {
+        let p = registry::find(model, tag).unwrap_or_else(|| panic!("{model}:{tag} not in the registry"));
+        assert_eq!(p.hf_hub.as_deref(), Some(hub), "{model}:{tag}");
+        assert_eq!((p.hf_file.as_deref(), p.url.as_deref()), (None, None), "{model}:{tag}");
+        assert_eq!(p.files, ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"], "{model}:{tag}");
+        assert_eq!(p.image_size, size, "{model}:{tag}");
+        let (mean, std, interpolation, resize_mode) = preprocess;
+        assert_eq!((p.mean, p.std, p.interpolation.as_str(), p.resize_mode.as_str()), (mean, std, interpolation, resize_mode), "{model}:{tag}");
+        assert_eq!(p.decoder_params > 0, model.starts_with("coca_"), "{model}:{tag}");
+    }
+    // Every SigLIP and SigLIP2 tag is webli with SigLIP's preprocessing; every CLIPA tag ImageNet's.
+    let siglip: Vec<_> = registry::all().iter().filter(|p| p.model.contains("SigLIP")).collect();
+    assert_eq!(siglip.len(), 26);
+    for p in siglip {
+        assert_eq!((p.tag.as_str(), p.mean, p.std, p.interpolation.as_str(), p.resize_mode.as_str()), ("webli", [0.5; 3], [0.5; 3], "bicubic", "squash"), "{}", p.model);
+    }
+    for p in registry::all().iter().filter(|p| p.model.contains("CLIPA")) {
+        assert_eq!((p.mean, p.std, p.interpolation.as_str()), (IMAGENET.0, IMAGENET.1, "bilinear"), "{}", p.model);
+    }
+    let coca = registry::find("coca_ViT-B-32", "laion2b_s13b_b90k").unwrap();
+    assert_eq!((coca.params, coca.decoder_params), (253_560_065, 100_967_424));
+}
+
+#[test]
+fn our_models_have_open_clips_parameter_counts() {
+    // One architecture of each family that fits a test's memory, built here at random init: the
+    // registry's count (open_clip's model) less its unbuilt decoder.
+    for model in ["RN50", "ViT-B-32", "ViT-B-16-SigLIP", "ViT-B-16-SigLIP-i18n-256", "ViT-B-32-SigLIP2-256", "ViT-L-14-CLIPA", "coca_ViT-B-32"] {
+        let p = &registry::all().iter().find(|p| p.model == model).unwrap_or_else(|| panic!("{model} not in the registry"));
+        let config = ClipConfig::named(&p.architecture).unwrap();
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let _model = clip_model::ClipModel::new(vs.root(), &config);
+        let ours: u64 = vs.trainable_variables().iter().map(|t| t.numel() as u64).sum();
+        assert_eq!(ours, p.params - p.decoder_params, "{model}");
     }
 }
