@@ -12,7 +12,17 @@ few captions (one longer than the context, so it truncates). The child exits, so
 gone, before `clip embed --model ARCH --weights FILE` runs on the same inputs; the weights are
 deleted after each architecture. Prints a table; exits non-zero on a miss.
 
-    .venv/bin/python scripts/zoo_parity.py target/release/clip [ARCH ...] [--skip-large]
+Where `clip embed` cannot take a tower yet, the towers alone are compared through clip-model's
+`features` example (`--features BIN`: a model config, the weights and the inputs in, normalised
+features out; cargo xtask zoo-parity builds it): a text tower built for a Hugging Face tokenizer
+(SigLIP, CLIPA, MetaCLIP 2; `clip embed` feeds OpenAI's BPE ids only) gets seeded random ids within
+its vocabulary (with `eos_id` placed for eos pooling and a padded row) instead of the captions,
+and a CoCa checkpoint (`text_decoder.*` beside the towers, which `clip embed` does not set aside
+yet) gets open_clip's preprocessed pixels and tokenized captions. The `via` column says which:
+`cli` (both through `clip embed`), `cli/ids` (images through it, random ids through `features`),
+`features` (both through `features`). SigLIP's timm towers need timm (1.0.31).
+
+    .venv/bin/python scripts/zoo_parity.py target/release/clip [ARCH ...] [--skip-large] [--features BIN]
 
 --skip-large leaves out architectures of 1e9 parameters or more (ViT-g-14, ViT-bigG-14: 5-10 GB of
 fp32 weights each, minutes per side on two cores). --workdir keeps the inputs and outputs there.
@@ -77,6 +87,37 @@ def save_safetensors(tensors, path):
             f.write(memoryview(tensor.view(-1).view(torch.uint8).numpy()))
 
 
+def model_config(arch):
+    import open_clip
+
+    return open_clip.get_model_config(arch)
+
+
+def via(config):
+    """How each tower is run on our side: `clip embed` where it can, clip-model's `features` else."""
+    cli_images = "multimodal_cfg" not in config
+    cli_texts = cli_images and "hf_tokenizer_name" not in config["text_cfg"]
+    return cli_images, cli_texts
+
+
+def random_ids(text_cfg, rows=4):
+    """Seeded ids within the vocabulary for a tower whose tokenizer is a Hugging Face one: no id
+    below 3 but where placed, `eos_id` placed for eos pooling (twice in one row, in none of
+    another), and a row padded with `pad_id` after ten tokens."""
+    import torch
+
+    context, vocab = text_cfg["context_length"], text_cfg["vocab_size"]
+    ids = torch.randint(3, vocab, (rows, context), generator=torch.Generator().manual_seed(1))
+    if text_cfg.get("pool_type") == "eos":
+        eos = text_cfg["eos_id"]
+        ids[ids == eos] = 3
+        ids[0, 5] = eos
+        ids[1, 7] = ids[1, context // 2] = eos
+        ids[3, 10] = eos
+    ids[3, 11:] = text_cfg.get("pad_id", 0)
+    return ids
+
+
 def reference(arch, work):
     """Child process: open_clip's model, its weights and its features for `arch`."""
     import open_clip
@@ -87,18 +128,39 @@ def reference(arch, work):
     from parity import randomize
 
     assert open_clip.__version__ == "3.3.0", open_clip.__version__
+    config = model_config(arch)
+    if "timm_model_name" in config["vision_cfg"]:
+        import timm
+
+        assert timm.__version__ == "1.0.31", timm.__version__
     torch.manual_seed(0)
     model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None)
     randomize(model)
     model.eval()
     save_safetensors(model.state_dict(), work / "weights.safetensors")
+    (work / "model_config.json").write_text(json.dumps(config))
     names = sorted((p.name for p in (work / "images").iterdir()), key=lambda n: n.encode())
-    tokenizer = open_clip.get_tokenizer(arch)
+    if "hf_tokenizer_name" in config["text_cfg"]:
+        ids = random_ids(config["text_cfg"])
+    else:
+        ids = open_clip.get_tokenizer(arch)(CAPTIONS)
     with torch.no_grad():
         pixels = torch.stack([preprocess(Image.open(work / "images" / n)) for n in names])
         np.save(work / "ref-images.npy", model.encode_image(pixels, normalize=True).numpy())
-        np.save(work / "ref-texts.npy", model.encode_text(tokenizer(CAPTIONS), normalize=True).numpy())
+        np.save(work / "ref-texts.npy", model.encode_text(ids, normalize=True).numpy())
+    save_safetensors({"images": pixels, "text": ids}, work / "io.safetensors")
     (work / "ref-images.txt").write_text("\n".join(names))
+
+
+def features(binary, work, towers):
+    """clip-model's `features` example on open_clip's inputs for `towers` (images, text)."""
+    from safetensors.numpy import load_file, save_file
+
+    inputs = load_file(work / "io.safetensors")
+    save_file({k: inputs[k] for k in towers}, work / "ours-io.safetensors")
+    subprocess.run([str(binary), work / "model_config.json", work / "weights.safetensors", work / "ours-io.safetensors",
+                    work / "ours-features.safetensors"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return load_file(work / "ours-features.safetensors")
 
 
 def embed(clip, arch, work, kind):
@@ -110,19 +172,28 @@ def embed(clip, arch, work, kind):
     return np.load(out)
 
 
-def check(clip, arch, work):
-    """(image min cosine, image max |Δ|, text max |Δ|) of `clip embed` against open_clip."""
+def check(clip, binary, arch, work):
+    """(image min cosine, image max |Δ|, text max |Δ|, via) of `clip embed` (or `features`) against open_clip."""
     subprocess.run([sys.executable, __file__, "--reference", arch, "--workdir", str(work)], check=True)
-    ours_images = embed(clip, arch, work, "images")
-    ours_names = (work / "ours-images.files.txt").read_text().split("\n")
-    ref_names = (work / "ref-images.txt").read_text().split("\n")
-    assert ours_names == ref_names, (ours_names, ref_names)
-    ours_texts = embed(clip, arch, work, "texts")
+    cli_images, cli_texts = via(model_config(arch))
+    if not (cli_images and cli_texts) and binary is None:
+        raise SystemExit(f"{arch}: needs clip-model's features example (--features BIN)")
+    towers = [t for t, cli in (("images", cli_images), ("text", cli_texts)) if not cli]
+    ours = features(binary, work, towers) if towers else {}
+    if cli_images:
+        ours_images = embed(clip, arch, work, "images")
+        ours_names = (work / "ours-images.files.txt").read_text().split("\n")
+        ref_names = (work / "ref-images.txt").read_text().split("\n")
+        assert ours_names == ref_names, (ours_names, ref_names)
+    else:
+        ours_images = ours["image_features"]
+    ours_texts = embed(clip, arch, work, "texts") if cli_texts else ours["text_features"]
     (work / "weights.safetensors").unlink()
     ref_images, ref_texts = np.load(work / "ref-images.npy"), np.load(work / "ref-texts.npy")
     assert ours_images.shape == ref_images.shape and ours_texts.shape == ref_texts.shape
     cosine = (ours_images * ref_images).sum(1) / (np.linalg.norm(ours_images, axis=1) * np.linalg.norm(ref_images, axis=1))
-    return float(cosine.min()), float(np.abs(ours_images - ref_images).max()), float(np.abs(ours_texts - ref_texts).max())
+    mode = "cli" if cli_images and cli_texts else "cli/ids" if cli_images else "features"
+    return float(cosine.min()), float(np.abs(ours_images - ref_images).max()), float(np.abs(ours_texts - ref_texts).max()), mode
 
 
 def main():
@@ -131,8 +202,9 @@ def main():
     parser.add_argument("archs", nargs="*", help="architectures (default: every one in the registry)")
     parser.add_argument("--skip-large", action="store_true", help=f"leave out architectures of {LARGE:.0e}+ parameters")
     parser.add_argument("--workdir", type=pathlib.Path, help="keep inputs and outputs here")
+    parser.add_argument("--features", type=pathlib.Path, help="clip-model's features example (for what clip embed cannot take)")
     parser.add_argument("--reference", metavar="ARCH", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     if args.reference:
         reference(args.reference, args.workdir)
         return
@@ -145,7 +217,7 @@ def main():
         archs = [a for a in archs if known[a] < LARGE]
     root = args.workdir or pathlib.Path(tempfile.mkdtemp(prefix="zoo-parity-"))
     rows, failed = [], False
-    print(f"{'architecture':<24} {'params':>8} {'image min cos':>14} {'image max|Δ|':>13} {'text max|Δ|':>12} {'s':>6}")
+    print(f"{'architecture':<30} {'params':>8} {'image min cos':>14} {'image max|Δ|':>13} {'text max|Δ|':>12} {'via':>8} {'s':>6}")
     for arch in archs:
         work = root / arch
         shutil.rmtree(work, ignore_errors=True)
@@ -155,9 +227,9 @@ def main():
         (work / "captions.txt").write_text("\n".join(CAPTIONS) + "\n")
         start = time.monotonic()
         try:
-            cosine, image_diff, text_diff = check(args.clip, arch, work)
+            cosine, image_diff, text_diff, mode = check(args.clip, args.features, arch, work)
             ok = cosine >= IMAGE_COSINE and text_diff <= TEXT_TOL
-            line = f"{cosine:14.7f} {image_diff:13.2e} {text_diff:12.2e}"
+            line = f"{cosine:14.7f} {image_diff:13.2e} {text_diff:12.2e} {mode:>8}"
         except subprocess.CalledProcessError as e:
             ok, line = False, f"failed: {(e.stderr or '').strip().splitlines()[-1:] or e}"
         finally:
@@ -166,7 +238,7 @@ def main():
         seconds = time.monotonic() - start
         failed |= not ok
         rows.append(arch)
-        print(f"{arch:<24} {known[arch] / 1e6:7.1f}M {line} {seconds:6.0f}{'' if ok else '  MISS'}", flush=True)
+        print(f"{arch:<30} {known[arch] / 1e6:7.1f}M {line} {seconds:6.0f}{'' if ok else '  MISS'}", flush=True)
     if not args.workdir:
         shutil.rmtree(root, ignore_errors=True)
     print(f"zoo parity: {len(rows)} architectures, bounds image cosine >= {IMAGE_COSINE}, text max |Δ| <= {TEXT_TOL:.0e}: "

@@ -25,8 +25,9 @@ commands:
                        open_clip on full-size ViT-B-32 and RN50 (random weights; scripts/parity.py)
   zoo-parity [ARCH...] [--skip-large]
                        likewise for every architecture in the pretrained registry, smallest first
-                       (scripts/zoo_parity.py; about an hour on two cores; --skip-large leaves out
-                       ViT-g-14 and ViT-bigG-14)
+                       (scripts/zoo_parity.py, with clip-model's `features` example for the towers
+                       `clip embed` cannot take yet; hours on two cores; --skip-large leaves out
+                       architectures of 1e9+ parameters)
   bench-compare [--repeats N] [--threads N] [--only a,b] [--write FILE]
                        set up with the oracles, build `clip` and the benchmark binaries, time the
                        same workloads with clip-rs and the Python reference (tokenizer,

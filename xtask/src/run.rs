@@ -111,9 +111,14 @@ pub(crate) fn parity(root: &Path, torch: &Libtorch) -> Result<ExitCode> {
     script_with_clip(root, torch, "parity.py", &[target_dir(root).join("parity").into()])
 }
 
-/// `scripts/zoo_parity.py`: every architecture of the pretrained registry against open_clip.
+/// `scripts/zoo_parity.py`: every architecture of the pretrained registry against open_clip, with
+/// clip-model's `features` example for the towers `clip embed` cannot take yet.
 pub(crate) fn zoo_parity(root: &Path, torch: &Libtorch, args: &[String]) -> Result<ExitCode> {
-    script_with_clip(root, torch, "zoo_parity.py", &args.iter().map(OsString::from).collect::<Vec<_>>())
+    build(root, torch, &["--package", "clip-model", "--example", "features"])?;
+    let features = target_dir(root).join("release").join("examples").join("features");
+    let mut script_args: Vec<OsString> = vec!["--features".into(), features.into()];
+    script_args.extend(args.iter().map(OsString::from));
+    script_with_clip(root, torch, "zoo_parity.py", &script_args)
 }
 
 /// Builds `clip` and the benchmark binaries, then runs `benches/scripts/compare.py` (ours against
