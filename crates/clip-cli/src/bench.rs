@@ -13,6 +13,7 @@ use clip_eval::suite::{Progress, ProbeOptions, RunOptions, Target, linear_probe,
 use clip_model::ClipModel;
 use clip_tensor::device::DeviceSpec;
 use clip_tensor::precision::Precision;
+use clip_tokenizer::TextTokenizer;
 
 use crate::model::ModelSpec;
 
@@ -206,7 +207,20 @@ pub(crate) fn run(options: Options) -> Result<()> {
     let missing = fetch_missing(missing, &mut targets, &options.datasets, splits, spec.offline, who)?;
     let classifier_cache = Some(ClassifierCache { dir: options.out.join("classifiers"), weights_id: weights_id(loaded.weights.as_deref(), model) });
     let preprocess = Some(loaded.preprocess.clone());
-    let run = RunOptions { batch_size: options.batch_size, threads: options.threads, device, precision: options.precision, classifier_cache, preprocess };
+    // The linear probe reads no text: its tokenizer is never fetched.
+    let tokenizer = match options.task {
+        Task::ZeroShot => spec.tokenizer(&loaded, who)?,
+        Task::LinearProbe(_) => TextTokenizer::default(),
+    };
+    let run = RunOptions {
+        batch_size: options.batch_size,
+        threads: options.threads,
+        device,
+        precision: options.precision,
+        classifier_cache,
+        preprocess,
+        tokenizer,
+    };
     let mut bar = Bar { what: String::new(), total: None, shown: 0, tty: std::io::stderr().is_terminal() };
     let mut report = Report { model: name.clone(), weights, results: Vec::new(), missing, failed: Vec::new() };
     for target in &targets {

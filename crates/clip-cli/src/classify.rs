@@ -68,7 +68,8 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     let model = &loaded.model;
     let _guard = tch::no_grad_guard();
     let classes: Vec<Vec<String>> = labels.iter().map(|l| vec![l.clone()]).collect();
-    let classifier = clip_eval::zeroshot::classifier(model, &classes, &templates, device)?;
+    let tokenizer = options.spec.tokenizer(&loaded, "clip classify")?;
+    let classifier = clip_eval::zeroshot::classifier(model, &tokenizer, &classes, &templates, device)?;
     let encode = Encoder { model, device, precision: options.run.precision };
     let (rows, kept) = encode.images(&loaded.preprocess, &files, options.run.batch_size, "clip classify")?;
     if kept.is_empty() {

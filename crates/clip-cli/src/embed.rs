@@ -13,7 +13,7 @@ use clip_data::{PreprocessConfig, SourceImage};
 use clip_model::{ClipModel, l2_normalize};
 use clip_tensor::device::DeviceSpec;
 use clip_tensor::precision::{Precision, autocast};
-use clip_tokenizer::Tokenizer;
+use clip_tokenizer::TextTokenizer;
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
@@ -88,7 +88,10 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     let _guard = tch::no_grad_guard();
     let encode = Encoder { model, device, precision: options.run.precision };
     let (rows, names) = match &options.input {
-        Input::Texts(path) => (embed_texts(&encode, path, options.run.batch_size)?, None),
+        Input::Texts(path) => {
+            let tokenizer = options.spec.tokenizer(&loaded, "clip embed")?;
+            (embed_texts(&encode, &tokenizer, path, options.run.batch_size)?, None)
+        }
         Input::Images(dir) => {
             let (rows, names) = embed_images(&encode, &loaded.preprocess, dir, options.run.batch_size)?;
             (rows, Some(names))
@@ -169,19 +172,15 @@ impl Encoder<'_> {
     }
 }
 
-fn embed_texts(encode: &Encoder<'_>, path: &Path, batch_size: usize) -> Result<Vec<f32>> {
+fn embed_texts(encode: &Encoder<'_>, tokenizer: &TextTokenizer, path: &Path, batch_size: usize) -> Result<Vec<f32>> {
     let model = encode.model;
-    clip_eval::zeroshot::check_openai_tokenizer(model)?;
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
-    let context = model.config.text.context_length as usize;
-    let tokenizer = Tokenizer::get();
     let mut progress = Progress { what: "embedding texts", total: lines.len(), done: 0, tty: std::io::stderr().is_terminal() };
     let mut rows = Vec::with_capacity(lines.len() * model.config.embed_dim as usize);
     for chunk in lines.chunks(batch_size) {
-        let ids: Vec<i64> = tokenizer.tokenize_batch(chunk, context)?.into_iter().map(i64::from).collect();
-        let ids = Tensor::from_slice(&ids).view([chunk.len() as i64, context as i64]);
+        let ids = clip_eval::zeroshot::token_ids(model, tokenizer, chunk, Device::Cpu)?;
         rows.extend(encode.rows(&ids, false)?);
         progress.advance(chunk.len());
     }

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clip_data::PreprocessConfig;
 use clip_model::{ClipConfig, ClipModel, WeightsFormat, weights};
 use clip_pretrained::read_open_clip_config;
+use clip_tokenizer::TextTokenizer;
 use tch::Device;
 use tch::nn::VarStore;
 
@@ -124,6 +125,17 @@ impl ModelSpec {
             (None, false) => bail!("no weights: give --pretrained TAG (`clip pretrained` lists them) or --weights FILE, or --random-init on purpose"),
         }
         Ok(Loaded { _vs: vs, model, preprocess, weights })
+    }
+
+    /// The tokenizer the loaded model's text tower reads (a Hugging Face tokenizer is fetched as
+    /// the weights were, or read from the cache with --offline), checked against the tower.
+    pub(crate) fn tokenizer(&self, loaded: &Loaded, who: &'static str) -> Result<TextTokenizer> {
+        let hub = hub(self.offline);
+        let mut downloads = Downloads::new(who);
+        let model = self.model.as_deref().unwrap_or_default();
+        let tokenizer = clip_pretrained::tokenizer(model, &loaded.model.config.text, &hub, &mut |p| downloads.event(p))?;
+        clip_eval::zeroshot::check_tokenizer(&loaded.model.config.text, &tokenizer)?;
+        Ok(tokenizer)
     }
 }
 

@@ -1,11 +1,10 @@
 //! `clip tokenize`: UTF-8 lines on stdin, one JSON array of ids per line on stdout, in order.
 //!
 //! The tokenizer is the model's, as open_clip's `get_tokenizer` picks it: a model config whose
-//! `text_cfg.hf_tokenizer_name` names a Hugging Face tokenizer (a local folder, or a hub repo
-//! whose `tokenizer.json`, else `spiece.model`, plus `tokenizer_config.json` and
-//! `special_tokens_map.json`, come through the hub cache) gets [`HfTokenizer`] with the config's
-//! `tokenizer_kwargs`; any other model, or none, OpenAI's BPE. The context length is the flag's,
-//! else the config's `text_cfg.context_length`, else 77.
+//! `text_cfg.hf_tokenizer_name` names a Hugging Face tokenizer gets it with the config's
+//! `tokenizer_kwargs` (`clip_pretrained::tokenizer` fetches it); any other model, or none,
+//! OpenAI's BPE. The context length is the flag's, else the config's `text_cfg.context_length`,
+//! else 77.
 
 use std::io::{self, BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -14,8 +13,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clip_hub::{Hub, Repo};
 use clip_pretrained::ModelName;
-use clip_tokenizer::Tokenizer;
-use clip_tokenizer::hf::{HfOptions, HfTokenizer};
+use clip_tokenizer::TextTokenizer;
 use serde_json::Value;
 
 use crate::hub::{Downloads, hub};
@@ -29,21 +27,6 @@ pub(crate) struct Choice {
     pub(crate) model_config: Option<PathBuf>,
     /// `--offline`: the hub cache only.
     pub(crate) offline: bool,
-}
-
-/// The tokenizer a model uses.
-enum Chosen {
-    Clip(&'static Tokenizer),
-    Hf(Box<HfTokenizer>),
-}
-
-impl Chosen {
-    fn tokenize_batch(&self, lines: &[String], context_length: usize) -> Result<Vec<u32>> {
-        Ok(match self {
-            Chosen::Clip(t) => t.tokenize_batch(lines, context_length)?,
-            Chosen::Hf(t) => t.tokenize_batch(lines, context_length)?,
-        })
-    }
 }
 
 /// A model config's `text_cfg` (open_clip JSON), and the folder a `local-dir:` model names.
@@ -77,54 +60,20 @@ fn text_cfg(choice: &Choice, hub: &Hub) -> Result<(Value, Option<PathBuf>)> {
     }
 }
 
-/// The folder holding tokenizer `name`: a local folder as it is, else the hub repo's tokenizer
-/// files in the cache (fetched unless offline). Nothing else of the repo is fetched.
-fn tokenizer_dir(name: &str, hub: &Hub) -> Result<PathBuf> {
-    let local = Path::new(name);
-    if local.is_dir() {
-        return Ok(local.to_owned());
-    }
-    let repo = Repo::model(name);
-    let mut downloads = Downloads::new("clip tokenize");
-    let mut get = |file: &str| hub.try_get(&repo, file, &mut |p| downloads.event(p)).with_context(|| format!("fetching {file} of {name}"));
-    let main = match get("tokenizer.json")? {
-        Some(path) => path,
-        None => get("spiece.model")?.with_context(|| format!("{name} has neither tokenizer.json nor spiece.model"))?,
-    };
-    for optional in ["tokenizer_config.json", "special_tokens_map.json"] {
-        get(optional)?;
-    }
-    Ok(main.parent().context("a cached file has a folder")?.to_owned())
-}
-
 /// The tokenizer and context length the model calls for (open_clip's `get_tokenizer`).
-fn choose(choice: &Choice, context_length: Option<usize>) -> Result<(Chosen, usize)> {
+fn choose(choice: &Choice, context_length: Option<usize>) -> Result<(TextTokenizer, usize)> {
     if choice.model.is_none() && choice.model_config.is_none() {
-        return Ok((Chosen::Clip(Tokenizer::get()), context_length.unwrap_or(clip_tokenizer::DEFAULT_CONTEXT_LENGTH)));
+        return Ok((TextTokenizer::OpenAi, context_length.unwrap_or(clip_tokenizer::DEFAULT_CONTEXT_LENGTH)));
     }
     let hub = hub(choice.offline);
     let (text, local_dir) = text_cfg(choice, &hub)?;
     let configured = text.get("context_length").and_then(Value::as_u64).map(|n| n as usize);
     let context_length = context_length.or(configured).unwrap_or(clip_tokenizer::DEFAULT_CONTEXT_LENGTH);
-    let kwargs = text.get("tokenizer_kwargs").filter(|v| !v.is_null());
-    match text.get("hf_tokenizer_name").and_then(Value::as_str).filter(|s| !s.is_empty()) {
-        Some(name) => {
-            // open_clip reads a local-dir: model's tokenizer from that folder, whatever it names.
-            let dir = match local_dir {
-                Some(dir) => dir,
-                None => tokenizer_dir(name, &hub)?,
-            };
-            let options = HfOptions::from_kwargs(kwargs)?;
-            let tokenizer = HfTokenizer::from_dir(&dir, options).with_context(|| format!("loading the tokenizer in {}", dir.display()))?;
-            Ok((Chosen::Hf(Box::new(tokenizer)), context_length))
-        }
-        None => {
-            if kwargs.and_then(Value::as_object).is_some_and(|m| !m.is_empty()) {
-                bail!("tokenizer_kwargs for OpenAI's tokenizer are not supported (it always cleans with `lower`)");
-            }
-            Ok((Chosen::Clip(Tokenizer::get()), context_length))
-        }
-    }
+    let model = local_dir.map_or_else(|| ModelName::Builtin(String::new()), ModelName::LocalDir);
+    let name = text.get("hf_tokenizer_name").and_then(Value::as_str);
+    let mut downloads = Downloads::new("clip tokenize");
+    let tokenizer = clip_pretrained::choose_tokenizer(&model, name, text.get("tokenizer_kwargs"), &hub, &mut |p| downloads.event(p))?;
+    Ok((tokenizer, context_length))
 }
 
 /// Lines tokenized together on the rayon pool; output stays in input order.

@@ -10,7 +10,7 @@ use clip_train::{Event, TrainConfig};
 
 pub(crate) fn run(config: Option<PathBuf>, set: &[String], resume: Option<&str>) -> Result<()> {
     let config = TrainConfig::load(config.as_deref(), set)?;
-    fetch_pretrained(&config)?;
+    fetch_model(&config)?;
     let main = std::env::var("RANK").map_or(true, |r| r == "0");
     let started = Instant::now();
     let mut first_step = 0;
@@ -60,15 +60,13 @@ pub(crate) fn run(config: Option<PathBuf>, set: &[String], resume: Option<&str>)
     Ok(())
 }
 
-/// Fetches what `model.pretrained` (or an `hf-hub:` preset) names into the hub cache, which is
+/// Fetches what `[model]` names (pretrained weights, a hub tokenizer) into the hub cache, which is
 /// all the trainer reads. Every rank asks; the cache's lock has one of them download.
-fn fetch_pretrained(config: &TrainConfig) -> Result<()> {
-    let Some((model, tag)) = config.model.pretrained_source() else { return Ok(()) };
+fn fetch_model(config: &TrainConfig) -> Result<()> {
     let hub = crate::hub::hub(false);
     let mut downloads = crate::hub::Downloads::new("clip train");
-    let resolved = clip_pretrained::resolve(model, tag, &hub, &mut |p| downloads.event(p))
-        .with_context(|| format!("model.pretrained: fetching {model} {}", tag.unwrap_or_default()))?;
-    for note in &resolved.notes {
+    let notes = clip_train::trainer::fetch_model(config, &hub, &mut |p| downloads.event(p)).context("fetching what [model] names")?;
+    for note in &notes {
         eprintln!("clip train: note: {note}");
     }
     Ok(())

@@ -97,7 +97,7 @@ fn zeroshot_over_registry_builtin_and_custom_sets() {
     let cifar = by_name("cifar10");
     assert_eq!((cifar["samples"].as_u64(), cifar["format"].as_str(), cifar["metric"].as_str()), (Some(23), Some("native"), Some("accuracy")));
     let info = find("cifar10").unwrap();
-    let w = classifier(&s.model, &info.classes, &info.templates, Device::Cpu).unwrap();
+    let w = classifier(&s.model, &clip_tokenizer::TextTokenizer::OpenAi, &info.classes, &info.templates, Device::Cpu).unwrap();
     let (source, _) = open_native(&root.join("cifar10"), "test").unwrap().unwrap();
     let preprocess = PreprocessConfig::openai(32);
     let mut correct = 0;

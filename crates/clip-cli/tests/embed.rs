@@ -119,7 +119,8 @@ fn a_model_with_a_small_vocabulary_refuses_text_instead_of_crashing() {
 }
 
 #[test]
-fn a_model_built_for_a_hugging_face_tokenizer_refuses_openai_ids_but_embeds_images() {
+fn an_uncached_hugging_face_tokenizer_offline_is_a_clear_error_but_images_embed() {
+    let cache = tempfile::tempdir().unwrap();
     let run = |input: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_clip"))
             .arg("embed")
@@ -128,14 +129,18 @@ fn a_model_built_for_a_hugging_face_tokenizer_refuses_openai_ids_but_embeds_imag
             .arg("--weights")
             .arg(workspace("clip-model/tests/fixtures/families/metaclip2.safetensors"))
             .args(input)
-            .args(["--device", "cpu"])
+            .args(["--device", "cpu", "--offline"])
+            .env("HF_HUB_CACHE", cache.path())
             .output()
             .unwrap()
     };
-    let out = std::env::temp_dir().join(format!("clip-embed-hf-{}.npy", std::process::id()));
+    let out = cache.path().join("out.npy");
     let texts = run(&["--texts", "/dev/null", "--out", out.to_str().unwrap()]);
     assert!(!texts.status.success());
-    assert!(String::from_utf8_lossy(&texts.stderr).contains("Hugging Face tokenizer facebook/xlm-v-base"), "{}", String::from_utf8_lossy(&texts.stderr));
+    let stderr = String::from_utf8_lossy(&texts.stderr);
+    assert!(stderr.contains("facebook/xlm-v-base") && stderr.contains("offline"), "{stderr}");
+    assert!(!out.exists(), "no output after an error");
+    // Images need no tokenizer: nothing is fetched for them.
     let images = workspace("clip-data/tests/fixtures/images");
     let embedded = run(&["--images", images.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(embedded.status.success(), "{}", String::from_utf8_lossy(&embedded.stderr));

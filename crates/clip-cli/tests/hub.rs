@@ -11,6 +11,9 @@ use crate::support::read_npy;
 
 const REPO: &str = "test/tiny-hub";
 const WEIGHTS_KEY: &str = "test/tiny-hub/open_clip_model.safetensors";
+/// A SigLIP-shaped repo (tests/fixtures/tiny-siglip-hub): SigLIP's text tower and preprocessing,
+/// a SentencePiece tokenizer in the repo itself.
+const SIGLIP_REPO: &str = "test/tiny-siglip";
 const PHOTOS: [&str; 5] = ["chelsea.png", "coffee.png", "camera.png", "logo.png", "rocket.jpg"];
 
 /// How far our results may be from open_clip's for an image: 1e-5, except for JPEGs, whose
@@ -37,6 +40,12 @@ impl World {
         std::fs::create_dir_all(&model).unwrap();
         for file in ["open_clip_config.json", "open_clip_model.safetensors"] {
             std::fs::copy(fixtures().join("tiny-hub").join(file), model.join(file)).unwrap();
+        }
+        let siglip = dir.join("hub/models").join(SIGLIP_REPO);
+        std::fs::create_dir_all(&siglip).unwrap();
+        for file in std::fs::read_dir(fixtures().join("tiny-siglip-hub")).unwrap() {
+            let file = file.unwrap().path();
+            std::fs::copy(&file, siglip.join(file.file_name().unwrap())).unwrap();
         }
         std::fs::create_dir_all(dir.join("images")).unwrap();
         for photo in PHOTOS {
@@ -118,6 +127,58 @@ fn assert_close_rows(ours: &[f32], theirs: &[(String, Vec<f64>)]) {
         let delta = row.iter().zip(expected).map(|(&a, &b)| (f64::from(a) - b).abs()).fold(0.0, f64::max);
         assert!(delta <= tolerance(photo), "{photo}: max |Δ| {delta} against open_clip");
     }
+}
+
+/// Rows of a JSON array of arrays, as f64.
+fn json_rows(value: &serde_json::Value) -> Vec<Vec<f64>> {
+    value.as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()).collect()
+}
+
+#[test]
+fn a_siglip_shaped_hub_repo_embeds_images_and_texts_as_open_clip_does() {
+    let w = World::new("siglip");
+    let e: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join("siglip.json")).unwrap()).unwrap();
+    let model = format!("hf-hub:{SIGLIP_REPO}");
+    // Images: SigLIP's preprocessing from the repo's preprocess_cfg; no tokenizer is fetched.
+    ok(w.embed(&model, "images.npy").output().unwrap());
+    assert_eq!(w.hub.requests("GET", "spiece.model"), 0, "{:?}", w.hub.log());
+    let names: Vec<&str> = e["images"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    let features = json_rows(&e["image_features"]);
+    let mut theirs: Vec<(String, Vec<f64>)> = names.iter().map(|n| (*n).to_owned()).zip(features).collect();
+    theirs.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_close_rows(&read_npy(&w.dir.join("images.npy")).2, &theirs);
+
+    // Texts: the repo's own SentencePiece tokenizer, fetched through the hub (hf_tokenizer_name
+    // names the repo), with `canonicalize` cleaning; then again offline from the cache.
+    let texts: Vec<&str> = e["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let file = w.dir.join("texts.txt");
+    std::fs::write(&file, texts.join("\n") + "\n").unwrap();
+    for (out, offline) in [("texts.npy", false), ("texts-offline.npy", true)] {
+        let mut command = w.clip(&["embed", "--model", &model, "--device", "cpu", "--texts", file.to_str().unwrap()]);
+        command.arg("--out").arg(w.dir.join(out));
+        if offline {
+            w.hub.reset_stats();
+            command.arg("--offline");
+        }
+        ok(command.output().unwrap());
+        let (rows, cols, ours) = read_npy(&w.dir.join(out));
+        assert_eq!((rows, cols), (texts.len(), 16));
+        for (i, (row, expected)) in ours.chunks(cols).zip(json_rows(&e["text_features"])).enumerate() {
+            let delta = row.iter().zip(&expected).map(|(&a, &b)| (f64::from(a) - b).abs()).fold(0.0, f64::max);
+            assert!(delta <= 1e-5, "text {i} {:?}: max |Δ| {delta} against open_clip", texts[i]);
+        }
+    }
+    assert!(w.hub.log().is_empty(), "offline, yet requests were made: {:?}", w.hub.log());
+    assert!(w.cache().join("models--test--tiny-siglip/snapshots").read_dir().unwrap().next().unwrap().unwrap().path().join("spiece.model").exists());
+
+    // `clip tokenize` with the same model gives open_clip's HFTokenizer ids.
+    let mut command = w.clip(&["tokenize", "--model", &model, "--offline"]);
+    command.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), (texts.join("\n") + "\n").as_bytes()).unwrap();
+    let out = ok(child.wait_with_output().unwrap());
+    let ids: Vec<serde_json::Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(ids, e["ids"].as_array().unwrap().clone());
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use clip_tokenizer::Tokenizer;
+use clip_tokenizer::TextTokenizer;
 use crossbeam::channel::{Receiver, Sender, bounded};
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
@@ -119,6 +119,9 @@ pub struct LoaderConfig {
     pub transform: ImageTransform,
     /// The text side.
     pub text: TextMode,
+    /// What tokenises captions with [`TextMode::Tokens`]: the model's tokenizer (OpenAI's BPE by
+    /// default).
+    pub tokenizer: TextTokenizer,
 }
 
 impl LoaderConfig {
@@ -140,6 +143,7 @@ impl LoaderConfig {
             max_skip_fraction: 0.1,
             transform,
             text,
+            tokenizer: TextTokenizer::OpenAi,
         }
     }
 
@@ -707,7 +711,7 @@ impl Decoder {
         let (mut tokens, mut label, mut targets, mut caption) = (None, None, None, None);
         match (self.config.text, record.text) {
             (TextMode::Tokens { context_length }, Text::Caption(text)) => {
-                tokens = Some(Tokenizer::get().tokenize(&text, context_length).map_err(|_| SkipReason::MissingCaption)?);
+                tokens = Some(self.config.tokenizer.tokenize(&text, context_length).map_err(|_| SkipReason::MissingCaption)?);
             }
             (TextMode::Labels, Text::Label(l)) => label = Some(l),
             (TextMode::MultiLabels, Text::MultiLabel(t)) => targets = Some(t),

@@ -6,7 +6,7 @@
 use clip_data::{Batch, SkipCounts};
 use clip_model::{ClipModel, l2_normalize};
 use clip_tensor::precision::{Precision, autocast};
-use clip_tokenizer::Tokenizer;
+use clip_tokenizer::TextTokenizer;
 use tch::{Device, Kind, Tensor};
 
 use crate::Result;
@@ -31,6 +31,7 @@ pub struct RetrievalScores {
 /// caption text holds one caption per line) and scores recall at each of `ks`.
 pub fn evaluate(
     model: &ClipModel,
+    tokenizer: &TextTokenizer,
     batches: impl Iterator<Item = clip_data::Result<Batch>>,
     ks: &[i64],
     device: Device,
@@ -38,8 +39,7 @@ pub fn evaluate(
     mut progress: impl FnMut(usize),
 ) -> Result<RetrievalScores> {
     let _guard = tch::no_grad_guard();
-    let context = model.config.text.context_length as usize;
-    let tokenizer = Tokenizer::get();
+    crate::zeroshot::check_tokenizer(&model.config.text, tokenizer)?;
     let (mut images, mut texts, mut owner) = (Vec::new(), Vec::new(), Vec::new());
     let mut skipped = SkipCounts::default();
     let mut done = 0;
@@ -55,8 +55,7 @@ pub fn evaluate(
                 owner.push((done + i) as i64);
             }
         }
-        let ids: Vec<i64> = tokenizer.tokenize_batch(&captions, context)?.into_iter().map(i64::from).collect();
-        let ids = Tensor::from_slice(&ids).view([captions.len() as i64, context as i64]).to_device(device);
+        let ids = crate::zeroshot::token_ids(model, tokenizer, &captions, device)?;
         texts.push(autocast(device, precision, || l2_normalize(&model.encode_text(&ids).to_kind(Kind::Float)))?.to_device(Device::Cpu));
         done += batch.keys.len();
         progress(done);

@@ -10,6 +10,7 @@ use clip_data::source::{BuiltinTaskSource, ClassificationSet, LabelledSplit, ben
 use clip_data::{ImageTransform, Loader, LoaderConfig, PreprocessConfig, Source, TextMode};
 use clip_model::ClipModel;
 use clip_tensor::precision::Precision;
+use clip_tokenizer::TextTokenizer;
 use tch::{Device, Tensor};
 
 use crate::features::{FeatureKind, Features, extract};
@@ -133,6 +134,8 @@ pub struct RunOptions {
     pub classifier_cache: Option<ClassifierCache>,
     /// The weights' evaluation preprocessing; `None`: OpenAI's at the model's resolution.
     pub preprocess: Option<PreprocessConfig>,
+    /// The model's tokenizer, for zero-shot classifiers and retrieval captions.
+    pub tokenizer: TextTokenizer,
 }
 
 impl RunOptions {
@@ -274,7 +277,7 @@ fn retrieval(model: &ClipModel, target: &Target, dir: &Path, options: &RunOption
     let loader = Loader::new(Source::Shards(benchmark_shards(dir, "test")?), config)?;
     progress(Progress::Split { what: format!("{} test", target.name()), total: None });
     let mut batches = loader.epoch(0)?;
-    let mut scores = crate::retrieval::evaluate(model, &mut batches, &RECALL_KS, options.device, options.precision, |n| progress(Progress::Done(n)))?;
+    let mut scores = crate::retrieval::evaluate(model, &options.tokenizer, &mut batches, &RECALL_KS, options.device, options.precision, |n| progress(Progress::Done(n)))?;
     scores.skipped.merge(&batches.tail().skipped);
     Ok(DatasetResult::retrieval(target.name(), &scores))
 }
@@ -294,8 +297,8 @@ pub fn zeroshot(
     let size = model.config.vision.image_size() as u32;
     let split = open_split(target, "test", size)?.ok_or_else(|| Error::Task("no test split".into()))?;
     let classifier = match &options.classifier_cache {
-        Some(cache) => cache.classifier(&target.name(), model, &split.classes, &split.templates, options.device)?,
-        None => crate::zeroshot::classifier(model, &split.classes, &split.templates, options.device)?,
+        Some(cache) => cache.classifier(&target.name(), model, &options.tokenizer, &split.classes, &split.templates, options.device)?,
+        None => crate::zeroshot::classifier(model, &options.tokenizer, &split.classes, &split.templates, options.device)?,
     };
     let (format, multilabel) = (split.format, split.multilabel);
     let features = features_of(model, target, split, "test", FeatureKind::Projected, options, progress)?;

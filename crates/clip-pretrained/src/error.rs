@@ -38,6 +38,9 @@ pub enum Error {
     /// Preprocessing settings the data crate refuses.
     #[error(transparent)]
     Data(#[from] clip_data::Error),
+    /// The model's tokenizer cannot be loaded.
+    #[error("{0}")]
+    Tokenizer(String),
     /// Fetching from the hub failed.
     #[error(transparent)]
     Hub(#[from] clip_hub::Error),

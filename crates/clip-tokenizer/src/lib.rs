@@ -11,13 +11,15 @@
 //! and a single enormous word is BPE'd on a prefix only.
 //!
 //! [`hf`] is the other tokenizer open_clip uses: Hugging Face tokenizers (`tokenizer.json`, or a
-//! SentencePiece `spiece.model`) behind open_clip's `HFTokenizer` cleaning and framing.
+//! SentencePiece `spiece.model`) behind open_clip's `HFTokenizer` cleaning and framing;
+//! [`TextTokenizer`] is either, as a model config chooses.
 
 mod bpe;
 mod clean;
 pub mod hf;
 mod pretokenize;
 mod tables;
+mod text_tokenizer;
 
 use std::sync::LazyLock;
 
@@ -25,6 +27,7 @@ use rayon::prelude::*;
 
 pub use bpe::{EOT, SOT, VOCAB_SIZE};
 pub use clean::clean;
+pub use text_tokenizer::TextTokenizer;
 
 /// Padding id (the token `!`, as in the reference).
 pub const PAD: u32 = 0;
@@ -37,6 +40,9 @@ pub enum Error {
     /// A context too short to hold the start and end tokens.
     #[error("context length {0} is too short: it must hold at least the start and end tokens (2)")]
     ContextLength(usize),
+    /// A Hugging Face tokenizer failed.
+    #[error(transparent)]
+    Hf(Box<hf::HfError>),
 }
 
 /// `Result` with this crate's [`Error`].
@@ -119,7 +125,7 @@ impl Tokenizer {
         let mut out = vec![PAD; texts.len() * context_length];
         out.par_chunks_mut(context_length).zip(texts.par_iter()).try_for_each(|(row, text)| {
             row.copy_from_slice(&self.tokenize(text.as_ref(), context_length)?);
-            Ok(())
+            Ok::<(), Error>(())
         })?;
         Ok(out)
     }

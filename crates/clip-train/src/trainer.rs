@@ -18,6 +18,7 @@ use clip_dist::{Backend, Dist, ReduceOp};
 use clip_model::{ClipConfig, ClipModel};
 use clip_tensor::device::DeviceSpec;
 use clip_tensor::precision::{Precision, autocast};
+use clip_tokenizer::TextTokenizer;
 use serde::Serialize;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -123,6 +124,8 @@ struct Run {
     model: ClipModel,
     optim: AdamW,
     loader: Loader,
+    /// The model's tokenizer (the loader's captions, the evaluation's prompts).
+    tokenizer: TextTokenizer,
     state: TrainState,
     position: Position,
     total_steps: u64,
@@ -133,25 +136,35 @@ struct Run {
     checkpoint_ok: bool,
 }
 
-/// The architecture, its preprocessing and the initial weights file.
+/// The architecture, its preprocessing, the initial weights file and the tokenizer.
 struct ModelChoice {
     config: ClipConfig,
     preprocess: PreprocessConfig,
     weights: Option<PathBuf>,
+    tokenizer: TextTokenizer,
+    /// What the caller should tell the user (a tag overriding the name's activation, …).
+    notes: Vec<String>,
+}
+
+/// Fetches through `hub` what `[model]` names and the trainer reads from the hub cache alone:
+/// pretrained weights and the text tower's Hugging Face tokenizer. Gives the resolver's notes.
+/// Every rank may call it: the cache's lock has one of them download.
+pub fn fetch_model(config: &TrainConfig, hub: &clip_hub::Hub, progress: &mut dyn FnMut(clip_hub::Progress)) -> Result<Vec<String>> {
+    Ok(model_choice(config, hub, progress)?.notes)
 }
 
 /// What `[model]` names. A pretrained tag (or an `hf-hub:` / `local-dir:` preset) is resolved from
 /// the hub cache alone: the trainer never downloads; `clip train` (or `clip pull`) fetches first.
+/// So is a Hugging Face tokenizer the text tower names (`hf_tokenizer_name`), unless it is a folder.
 /// A SigLIP run gets open_clip's `--siglip` initial scale (ln 10) and a learnable bias (−10)
 /// unless the config sets them.
-fn model_choice(config: &TrainConfig) -> Result<ModelChoice> {
+fn model_choice(config: &TrainConfig, hub: &clip_hub::Hub, progress: &mut dyn FnMut(clip_hub::Progress)) -> Result<ModelChoice> {
     let m = &config.model;
-    let mut choice = if let Some((model, tag)) = m.pretrained_source() {
-        let hub = clip_hub::Hub::new(clip_hub::Cache::from_env(), clip_hub::HubConfig { offline: true, ..clip_hub::HubConfig::from_env() });
-        let resolved = clip_pretrained::resolve(model, tag, &hub, &mut |_| {}).map_err(|e| {
-            Error::Config(format!("model.pretrained: {e} (the trainer reads the hub cache only; `clip train` and `clip pull` fetch)"))
-        })?;
-        ModelChoice { config: resolved.config, preprocess: resolved.preprocess, weights: resolved.weights }
+    let fetch_first = if hub.config().offline { " (the trainer reads the hub cache only; `clip train` fetches)" } else { "" };
+    let (model_config, preprocess, weights, notes) = if let Some((model, tag)) = m.pretrained_source() {
+        let resolved =
+            clip_pretrained::resolve(model, tag, hub, progress).map_err(|e| Error::Config(format!("model.pretrained: {e}{fetch_first}")))?;
+        (resolved.config, resolved.preprocess, resolved.weights, resolved.notes)
     } else {
         let config = if m.config.is_empty() {
             ClipConfig::named(&m.preset)?
@@ -161,12 +174,12 @@ fn model_choice(config: &TrainConfig) -> Result<ModelChoice> {
             ClipConfig::from_json(&json)?
         };
         let preprocess = PreprocessConfig::openai(config.vision.image_size() as u32);
-        ModelChoice { config, preprocess, weights: None }
+        (config, preprocess, None, Vec::new())
     };
-    if let Some(name) = &choice.config.text.hf_tokenizer_name {
-        // The loader tokenizes with OpenAI's BPE; such a tower would train on ids it does not read.
-        return Err(Error::Config(format!("model: its text tower reads the Hugging Face tokenizer {name}, which training does not use yet")));
-    }
+    let tokenizer = clip_pretrained::tokenizer(&m.preset, &model_config.text, hub, progress)
+        .map_err(|e| Error::Config(format!("model: the text tower's tokenizer: {e}{fetch_first}")))?;
+    clip_eval::zeroshot::check_tokenizer(&model_config.text, &tokenizer).map_err(|e| Error::Config(format!("model: {e}")))?;
+    let mut choice = ModelChoice { config: model_config, preprocess, weights, tokenizer, notes };
     if !m.weights.is_empty() {
         if choice.weights.is_some() {
             return Err(Error::Config("model.weights and model.pretrained both name initial weights: keep one".into()));
@@ -181,7 +194,7 @@ fn model_choice(config: &TrainConfig) -> Result<ModelChoice> {
 }
 
 /// The loader for this rank, and the steps an epoch makes.
-fn loader(config: &TrainConfig, model: &ClipConfig, preprocess: &PreprocessConfig, dist: &Dist) -> Result<(Loader, u64)> {
+fn loader(config: &TrainConfig, model: &ClipConfig, preprocess: &PreprocessConfig, tokenizer: &TextTokenizer, dist: &Dist) -> Result<(Loader, u64)> {
     let d = &config.data;
     let image_size = model.vision.image_size() as u32;
     let options = SourceOptions {
@@ -217,6 +230,7 @@ fn loader(config: &TrainConfig, model: &ClipConfig, preprocess: &PreprocessConfi
         },
         TextMode::Tokens { context_length },
     );
+    lc.tokenizer = tokenizer.clone();
     lc.threads = d.workers;
     lc.seed = config.seed;
     lc.rank = dist.rank;
@@ -251,7 +265,8 @@ pub fn train(config: &TrainConfig, resume: Option<&str>, mut on_event: impl FnMu
 impl Run {
     fn new(config: TrainConfig, dist: Dist, device: Device, resume: Option<&str>) -> Result<Self> {
         let precision: Precision = config.precision.parse()?;
-        let ModelChoice { config: model_config, preprocess, weights } = model_choice(&config)?;
+        let hub = clip_hub::Hub::new(clip_hub::Cache::from_env(), clip_hub::HubConfig { offline: true, ..clip_hub::HubConfig::from_env() });
+        let ModelChoice { config: model_config, preprocess, weights, tokenizer, .. } = model_choice(&config, &hub, &mut |_| {})?;
         clip_tensor::seed::seed_everything(config.seed);
         let vs = VarStore::new(device);
         let model = ClipModel::new(vs.root(), &model_config);
@@ -274,7 +289,7 @@ impl Run {
         }
         let params: BTreeMap<String, Tensor> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         let optim = AdamW::new(params, &config.optim)?;
-        let (loader, steps_per_epoch) = loader(&config, &model_config, &preprocess, &dist)?;
+        let (loader, steps_per_epoch) = loader(&config, &model_config, &preprocess, &tokenizer, &dist)?;
         let open_clip_config = clip_pretrained::open_clip_config_json(&model_config, &preprocess);
         let total_steps = steps_per_epoch * config.optim.epochs;
         let mut run = Self {
@@ -286,6 +301,7 @@ impl Run {
             model,
             optim,
             loader,
+            tokenizer,
             state: TrainState { model_json: model_config.to_json(), ..TrainState::default() },
             open_clip_config,
             position: Position::start(0),
@@ -649,7 +665,7 @@ impl Run {
             self.model.set_training(false);
             for name in &self.config.eval.tasks {
                 let task = BuiltinTask::ALL.into_iter().find(|t| t.name() == name).expect("validated task name");
-                top1.insert(name.clone(), clip_eval::zeroshot::builtin_accuracy(&self.model, task, self.config.eval.samples, self.device)?);
+                top1.insert(name.clone(), clip_eval::zeroshot::builtin_accuracy(&self.model, &self.tokenizer, task, self.config.eval.samples, self.device)?);
             }
             self.model.set_training(self.trains_batch_norm());
             let mean = top1.values().sum::<f64>() / top1.len() as f64;

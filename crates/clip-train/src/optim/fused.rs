@@ -44,6 +44,10 @@ pub(super) fn update(p: &mut Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor,
 /// # Safety
 /// `t` is a contiguous f32 CPU tensor and no other slice of its storage is alive.
 unsafe fn slice_mut(t: &mut Tensor) -> &mut [f32] {
+    // An empty tensor may have a null data pointer, which no slice may be built on.
+    if t.numel() == 0 {
+        return &mut [];
+    }
     // SAFETY: per the contract, `data_ptr()` points at `numel()` initialised f32s we may borrow.
     unsafe { std::slice::from_raw_parts_mut(t.data_ptr().cast::<f32>(), t.numel()) }
 }
@@ -51,6 +55,9 @@ unsafe fn slice_mut(t: &mut Tensor) -> &mut [f32] {
 /// # Safety
 /// As [`slice_mut`], except that other shared slices may be alive.
 unsafe fn slice(t: &Tensor) -> &[f32] {
+    if t.numel() == 0 {
+        return &[];
+    }
     // SAFETY: per the contract.
     unsafe { std::slice::from_raw_parts(t.data_ptr().cast::<f32>(), t.numel()) }
 }
