@@ -7,6 +7,8 @@ run's peak RSS is its own. Random weights and inputs (timing does not depend on 
     .venv/bin/python benches/scripts/bench_embed.py [--repeats 3] [--iters 5] [--threads 2]
     python bench_embed.py --reference MODEL image|text BATCH ITERS THREADS [DEVICE [PRECISION]]
         (open_clip alone, as `bench_model` takes the same arguments; used by scripts/gpu-bench.sh)
+    python bench_embed.py --embed-images MODEL DIR BATCH THREADS OUT
+        (open_clip as `clip embed --images DIR --random-init` runs, whole process: used by compare.py)
 """
 import argparse
 import json
@@ -51,6 +53,29 @@ def reference(model_name, what, batch, iters, threads, device="cpu", precision="
     print(json.dumps({"median_s": times[len(times) // 2], "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 
 
+def embed_images(model_name, folder, batch, threads, out):
+    """What `clip embed --model-config … --random-init --images DIR --batch-size BATCH --device cpu`
+    does, with open_clip: build the model at random init with its evaluation transform (for a
+    config without a pretrained tag, OpenAI's: bicubic resize of the short side, centre crop,
+    OpenAI's mean and std), then per batch read, decode, preprocess and encode the folder's
+    images in file-name order, L2-normalise, and write the rows as a float32 .npy."""
+    import numpy as np
+    import open_clip
+    import torch
+    from PIL import Image
+    torch.set_num_threads(int(threads))
+    batch = int(batch)
+    model, _, preprocess = open_clip.create_model_and_transforms(model_name)
+    model.eval()
+    files = sorted(p for p in pathlib.Path(folder).iterdir() if p.is_file())
+    rows = []
+    with torch.no_grad():
+        for i in range(0, len(files), batch):
+            pixels = torch.stack([preprocess(Image.open(f)) for f in files[i:i + batch]])
+            rows.append(torch.nn.functional.normalize(model.encode_image(pixels), dim=-1))
+    np.save(out, torch.cat(rows).numpy().astype(np.float32))
+
+
 def run(cmd, env):
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -84,5 +109,7 @@ def main():
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--reference"]:
         reference(*sys.argv[2:])
+    elif sys.argv[1:2] == ["--embed-images"]:
+        embed_images(*sys.argv[2:])
     else:
         main()

@@ -11,6 +11,11 @@ Workloads (every timing excludes building the data it runs on):
   (read, decode, crop, resize, normalise, batch) vs PIL + torchvision on the same JPEG files.
 - image / text embedding: ViT-B-32 forward without gradient, image batch 32, text batch 256,
   `bench_model` vs open_clip (median of timed iterations, each side in its own process).
+- SigLIP image embedding, ViT-B-16-SigLIP (timm's tower), batch 32, both at random init, fp32:
+  `clip embed --images` on 32 of the photos as a whole process (start-up, building the model, read,
+  decode, OpenAI's 224 evaluation transform, forward, write the .npy) vs a Python process doing
+  the same with open_clip + timm (`bench_embed.py --embed-images`); and the forward alone, as the
+  ViT-B-32 rows time it (`bench_model` vs `bench_embed.py --reference`).
 - training steps: forward, loss, backward, optimiser, logit-scale clamp; `tiny` at batch 256 and
   ViT-B-32 at batch 32; `bench_step` vs `bench_step.py` (open_clip, ClipLoss, torch AdamW with
   open_clip_train's groups).
@@ -98,6 +103,13 @@ class Workloads:
         if not self.photos.exists():
             subprocess.run([sys.executable, HERE / "gen_photos.py", self.photos, "--count", "300"], check=True)
         self.photo_files = sorted(str(p) for p in self.photos.iterdir())
+        self.embed_photos = self.work / "photos-32"
+        shutil.rmtree(self.embed_photos, ignore_errors=True)
+        self.embed_photos.mkdir()
+        for f in self.photo_files[:32]:
+            shutil.copy(f, self.embed_photos)
+        # open_clip's own config file, which `clip embed --model-config` and `bench_model` read.
+        self.siglip_config = pathlib.Path(open_clip.__file__).parent / "model_configs" / "ViT-B-16-SigLIP.json"
 
         torch.manual_seed(0)
         model = open_clip.create_model("ViT-B-32")
@@ -153,6 +165,29 @@ class Workloads:
 
     def embed_text(self, ours_first):
         return self._embed("text", 256, ours_first)
+
+    def embed_siglip(self, ours_first):
+        """`clip embed` against open_clip + timm, each a whole process, same 32 photos, batch 32."""
+        out = self.work / "embed-siglip"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
+        env = dict(self.env, OMP_NUM_THREADS=str(self.threads))  # Python sets torch's threads itself
+        ours = [self.clip, "embed", "--model-config", self.siglip_config, "--random-init", "--images",
+                self.embed_photos, "--batch-size", "32", "--device", "cpu", "--precision", "fp32", "--out",
+                out / "ours.npy"]
+        theirs = [sys.executable, HERE / "bench_embed.py", "--embed-images", "ViT-B-16-SigLIP", self.embed_photos, "32",
+                  str(self.threads), out / "theirs.npy"]
+        times = both(lambda: timed(ours, env), lambda: timed(theirs, env), ours_first)
+        shapes = {side: np.load(out / f"{side}.npy").shape for side in ("ours", "theirs")}
+        assert shapes["ours"] == shapes["theirs"] == (32, 768), shapes
+        return times
+
+    def embed_siglip_forward(self, ours_first):
+        args = ["image", "32", "3", str(self.threads)]
+        return both(lambda: run_json([self.bin / "bench_model", self.siglip_config, *args], self.env)["median_s"],
+                    lambda: run_json([sys.executable, HERE / "bench_embed.py", "--reference", "ViT-B-16-SigLIP", *args],
+                                     self.env)["median_s"],
+                    ours_first)
 
     def _step(self, model, batch, iters, ours_first):
         args = [model, str(batch), str(iters), str(self.threads)]
@@ -211,6 +246,8 @@ TABLE = [
     ("preprocessing", "training preprocessing, per image, 1 core", "PIL + torchvision", 0.4),
     ("embed_image", "image embedding, ViT-B-32, batch 32", "open_clip", 0.95),
     ("embed_text", "text embedding, ViT-B-32, batch 256", "open_clip", None),
+    ("embed_siglip", "`clip embed` images, ViT-B-16-SigLIP, batch 32, whole process", "open_clip + timm", 0.95),
+    ("embed_siglip_forward", "image embedding, ViT-B-16-SigLIP, batch 32, forward alone", "open_clip + timm", None),
     ("step_tiny", "training step, tiny, batch 256", "open_clip + torch AdamW", 0.8),
     ("step_vit_b_32", "training step, ViT-B-32, batch 32", "open_clip + torch AdamW", 0.9),
     ("zeroshot", "zero-shot eval end to end, 160 images, 8 classes", "CLIP_benchmark 1.6.2", 0.6),
@@ -275,12 +312,13 @@ def render(results, args, started, took):
 
 
 def write(path, block):
-    text = path.read_text()
+    text = path.read_text() if path.exists() else ""
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
         text = head + block + rest.split(END, 1)[1]
     else:
-        text = text.rstrip("\n") + "\n\n## Side by side: `cargo xtask bench-compare` (issue 9)\n\n" + block + "\n"
+        before = text.rstrip("\n") + "\n\n" if text.strip() else ""
+        text = before + "## Side by side: `cargo xtask bench-compare` (issue 9)\n\n" + block + "\n"
     path.write_text(text)
 
 

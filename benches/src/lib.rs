@@ -11,7 +11,8 @@ pub fn peak_rss_kb() -> i64 {
     }
 }
 
-/// A preset with fresh random weights on `device`, after fixing torch's intra-op threads and seed.
+/// A preset by name, or an open_clip model-config file when `name` ends in `.json`, with fresh
+/// random weights on `device`, after fixing torch's intra-op threads and seed.
 pub fn random_model(
     name: &str,
     threads: i32,
@@ -19,7 +20,11 @@ pub fn random_model(
 ) -> anyhow::Result<(clip_model::ClipConfig, tch::nn::VarStore, clip_model::ClipModel)> {
     tch::set_num_threads(threads);
     tch::manual_seed(0);
-    let config = clip_model::ClipConfig::named(name)?;
+    let config = if name.ends_with(".json") {
+        clip_model::ClipConfig::from_json(&std::fs::read_to_string(name)?)?
+    } else {
+        clip_model::ClipConfig::named(name)?
+    };
     let vs = tch::nn::VarStore::new(device);
     let clip = clip_model::ClipModel::new(vs.root(), &config);
     Ok((config, vs, clip))

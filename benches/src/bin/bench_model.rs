@@ -2,6 +2,7 @@
 //! JSON, for `benches/scripts/bench_embed.py`, which runs open_clip the same way beside it.
 //!
 //! usage: bench_model MODEL image|text BATCH ITERS THREADS [DEVICE [PRECISION]]
+//!   MODEL: a preset, or an open_clip model-config .json file
 //!   DEVICE: cpu (default), cuda, auto; PRECISION: fp32 (default), bf16 or fp16 autocast
 
 #![allow(clippy::print_stdout)] // A benchmark's report is its output.
