@@ -21,7 +21,9 @@
                                      tower's size is fixed by its name (86M parameters and up), so its
                                      parity lives in clip-model's family fixtures.
   tests/fixtures/siglip.json         open_clip's image and text features for that repo, loaded with
-                                     `create_model_and_transforms` and `get_tokenizer` on `local-dir:`
+                                     `create_model_and_transforms` and `get_tokenizer` on `local-dir:`,
+                                     and its zero-shot probabilities as SigLIP computes them:
+                                     sigmoid(exp(logit_scale) · cosine + logit_bias) per label
 
     .venv/bin/python crates/clip-cli/scripts/gen_fixtures.py
 """
@@ -147,6 +149,10 @@ def siglip():
             "image_features": model.encode_image(images, normalize=True).tolist(),
             "text_features": model.encode_text(ids, normalize=True).tolist(),
         }
+        classifier = build_zero_shot_classifier(model, tokenizer, LABELS, [t.format for t in TEMPLATES["seed"]], num_classes_per_batch=None, device="cpu")
+        features = torch.tensor(out["image_features"])
+        out["labels"] = LABELS
+        out["probs"] = torch.sigmoid(model.logit_scale.exp() * features @ classifier + model.logit_bias).tolist()
     (FIXTURES / "siglip.json").write_text(json.dumps(out, indent=1) + "\n")
 
 

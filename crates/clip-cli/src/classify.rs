@@ -1,7 +1,9 @@
 //! `clip classify`: the paper's zero-shot classifier on the user's own images and labels (OpenAI
 //! CLIP's README example). Each label's prompts are the templates filled with it, averaged as
 //! normalised text embeddings (open_clip's `build_zero_shot_classifier`); an image's
-//! probabilities are `softmax(exp(logit_scale) · cosine)` over the labels.
+//! probabilities are `softmax(exp(logit_scale) · cosine)` over the labels, or for a SigLIP model
+//! (one with a `logit_bias`) each label's own `sigmoid(exp(logit_scale) · cosine + logit_bias)`,
+//! as SigLIP was trained and as open_clip's README computes it: they need not sum to 1.
 
 use std::path::PathBuf;
 
@@ -77,7 +79,12 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     }
     let features = Tensor::from_slice(&rows).view([kept.len() as i64, model.config.embed_dim]).to_device(device);
     let scale = model.logit_scale().exp().to_kind(Kind::Float);
-    let probs = (features.matmul(&classifier) * scale).softmax(-1, Kind::Float).to_device(Device::Cpu);
+    let logits = features.matmul(&classifier) * scale;
+    let probs = match model.logit_bias() {
+        Some(bias) => (logits + bias.to_kind(Kind::Float)).sigmoid(),
+        None => logits.softmax(-1, Kind::Float),
+    };
+    let probs = probs.to_device(Device::Cpu);
     let probs = Vec::<f32>::try_from(probs.contiguous().view([-1]))?;
     let top = options.top.min(labels.len());
     for (file, row) in kept.iter().zip(probs.chunks(labels.len())) {

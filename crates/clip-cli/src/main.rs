@@ -74,7 +74,8 @@ enum Command {
         #[arg(long)]
         save_features: Option<std::path::PathBuf>,
     },
-    /// Zero-shot classification of your own images: each image's most probable --labels.
+    /// Zero-shot classification of your own images: each image's most probable --labels
+    /// (softmax over the labels; a SigLIP model's own per-label sigmoid, as it was trained).
     #[command(group(clap::ArgGroup::new("arch").required(true).args(["model", "model_config"])))]
     Classify {
         #[command(flatten)]

@@ -179,6 +179,22 @@ fn a_siglip_shaped_hub_repo_embeds_images_and_texts_as_open_clip_does() {
     let out = ok(child.wait_with_output().unwrap());
     let ids: Vec<serde_json::Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(ids, e["ids"].as_array().unwrap().clone());
+
+    // `clip classify`: SigLIP's per-label sigmoid(scale · cos + bias), not a softmax. Near 0 at
+    // random init, so compared as log-probabilities: a cosine off by the photo's tolerance moves
+    // the logit by exp(logit_scale) (14.3) times that.
+    let labels: Vec<&str> = e["labels"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    let mut command = w.clip(&["classify", "--model", &model, "--device", "cpu", "--json", "--offline", "--top", "4", "--templates", "seed"]);
+    command.args(["--labels", &labels.join(",")]).args(names.iter().map(|n| w.dir.join("images").join(n)));
+    let out = ok(command.output().unwrap());
+    for (i, line) in String::from_utf8_lossy(&out.stdout).lines().enumerate() {
+        let line: serde_json::Value = serde_json::from_str(line).unwrap();
+        for t in line["top"].as_array().unwrap() {
+            let label = labels.iter().position(|l| *l == t["label"].as_str().unwrap()).unwrap();
+            let (ours, theirs) = (t["prob"].as_f64().unwrap(), e["probs"][i][label].as_f64().unwrap());
+            assert!((ours.ln() - theirs.ln()).abs() <= 15.0 * tolerance(names[i]), "{}: {t} vs {theirs}", names[i]);
+        }
+    }
 }
 
 #[test]
