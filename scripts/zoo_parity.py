@@ -12,13 +12,14 @@ few captions (one longer than the context, so it truncates). The child exits, so
 gone, before `clip embed --model ARCH --weights FILE` runs on the same inputs; the weights are
 deleted after each architecture. Prints a table; exits non-zero on a miss.
 
-Where `clip embed` cannot take a tower yet, the towers alone are compared through clip-model's
-`features` example (`--features BIN`: a model config, the weights and the inputs in, normalised
-features out; cargo xtask zoo-parity builds it): a text tower built for a Hugging Face tokenizer
-(SigLIP, CLIPA, MetaCLIP 2; `clip embed` feeds OpenAI's BPE ids only) gets seeded random ids within
-its vocabulary (with `eos_id` placed for eos pooling and a padded row) instead of the captions,
-and a CoCa checkpoint (`text_decoder.*` beside the towers, which `clip embed` does not set aside
-yet) gets open_clip's preprocessed pixels and tokenized captions. The `via` column says which:
+Where the comparison should not go through `clip embed`, the towers alone are compared through
+clip-model's `features` example (`--features BIN`: a model config, the weights and the inputs in,
+normalised features out; cargo xtask zoo-parity builds it): a text tower built for a Hugging Face
+tokenizer (SigLIP, CLIPA, MetaCLIP 2; its tokenizer would have to come from the hub, and this
+compares towers offline) gets seeded random ids within its vocabulary (with `eos_id` placed for
+eos pooling and a padded row) instead of the captions, and a CoCa checkpoint (`text_decoder.*`
+beside the towers, which `clip embed`'s `load_weights` does not set aside) gets open_clip's
+preprocessed pixels and tokenized captions. The `via` column says which:
 `cli` (both through `clip embed`), `cli/ids` (images through it, random ids through `features`),
 `features` (both through `features`). SigLIP's timm towers need timm (1.0.31).
 
