@@ -1,9 +1,9 @@
 //! The towers alone, for `scripts/zoo_parity.py`: a model config, its weights (loaded as
 //! `load_weights_for` does: CoCa's decoder set aside, everything else strict) and a safetensors
 //! file of inputs (`images`: preprocessed pixels `[b, 3, s, s]`, `text`: ids `[b, context]`, either
-//! or both) in; normalised `image_features` / `text_features` out. What `clip embed` cannot do
-//! yet for every family (ids from a Hugging Face tokenizer, CoCa checkpoints) without the
-//! tokenizer or the CLI in between.
+//! or both) in; normalised `image_features` / `text_features` out: the towers on open_clip's own
+//! inputs, with no tokenizer, hub or CLI in between (random ids for a Hugging Face tokenizer's
+//! tower; CoCa checkpoints, which `clip embed` loads with `load_weights`).
 //!
 //!     cargo run --release -p clip-model --example features -- CONFIG.json WEIGHTS IO.safetensors OUT.safetensors
 
