@@ -119,7 +119,7 @@ impl ModelSpec {
         let model = ClipModel::new(vs.root(), &config);
         match (&weights, random_init) {
             (Some(path), _) => {
-                weights::load_weights(&vs, path).with_context(|| format!("loading {}", path.display()))?;
+                weights::load_weights_for(&vs, &config, path).with_context(|| format!("loading {}", path.display()))?;
             }
             (None, true) => eprintln!("{who}: warning: random weights (--random-init): the embeddings mean nothing"),
             (None, false) => bail!("no weights: give --pretrained TAG (`clip pretrained` lists them) or --weights FILE, or --random-init on purpose"),

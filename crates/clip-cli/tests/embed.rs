@@ -147,6 +147,42 @@ fn an_uncached_hugging_face_tokenizer_offline_is_a_clear_error_but_images_embed(
     assert_eq!(read_npy(&out).1, 24);
 }
 
+/// A CoCa checkpoint as open_clip saves it, with its captioning decoder (`text_decoder.*`): the
+/// decoder is set aside (not built), and the embeddings equal those of the towers alone.
+#[test]
+fn a_coca_checkpoint_with_its_decoder_embeds_as_its_towers_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let families = workspace("clip-model/tests/fixtures/families");
+    let mut tensors = clip_tensor::safetensors::read_safetensors(&families.join("coca.safetensors")).unwrap();
+    tensors.extend(clip_tensor::safetensors::read_safetensors(&families.join("coca.decoder.safetensors")).unwrap());
+    let full = dir.path().join("coca-full.safetensors");
+    let named: Vec<(&str, &Tensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
+    clip_tensor::safetensors::save_safetensors(&full, &named).unwrap();
+    let embed = |weights: &Path, out: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_clip"))
+            .arg("embed")
+            .arg("--model-config")
+            .arg(families.join("coca.json"))
+            .arg("--weights")
+            .arg(weights)
+            .arg("--images")
+            .arg(workspace("clip-data/tests/fixtures/images"))
+            .arg("--out")
+            .arg(out)
+            .args(["--device", "cpu"])
+            .output()
+            .unwrap()
+    };
+    let (with, without) = (dir.path().join("with.npy"), dir.path().join("without.npy"));
+    let output = embed(&full, &with);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(embed(&families.join("coca.safetensors"), &without).status.success());
+    let (rows, cols, values) = read_npy(&with);
+    assert_eq!(cols, 24);
+    assert!(rows > 0);
+    assert_eq!(values, read_npy(&without).2);
+}
+
 #[test]
 fn bf16_autocast_stays_close_to_fp32() {
     let s = setup("bf16");

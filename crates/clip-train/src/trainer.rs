@@ -96,6 +96,8 @@ pub struct Summary {
     pub steps: u64,
     /// Samples seen over all ranks.
     pub samples: u64,
+    /// Steps done by this process (fewer than `steps` after a resume).
+    pub steps_this_process: u64,
     /// Seconds of training in this process (evaluation and checkpoints included).
     pub seconds: f64,
     /// Mean samples per second in this process.
@@ -104,6 +106,10 @@ pub struct Summary {
     pub final_loss: f64,
     /// The final zero-shot evaluation.
     pub eval: Option<EvalResult>,
+    /// The best mean zero-shot top-1 of the run (a fraction) and its step.
+    pub best_eval: Option<(f64, u64)>,
+    /// The last checkpoint written.
+    pub checkpoint: Option<PathBuf>,
     /// Skipped samples by reason.
     pub skipped: BTreeMap<String, u64>,
     /// Steps skipped for a non-finite loss or gradient.
@@ -130,8 +136,10 @@ struct Run {
     position: Position,
     total_steps: u64,
     consecutive_nonfinite: u32,
-    losses: Vec<(u64, f64)>,
     last_eval: Option<EvalResult>,
+    last_checkpoint: Option<PathBuf>,
+    /// Rank 0's TensorBoard event file, when `report_to` names it.
+    tensorboard: Option<crate::tensorboard::EventWriter>,
     /// Whether rank 0's last checkpoint was written (other ranks keep `true`).
     checkpoint_ok: bool,
 }
@@ -271,7 +279,7 @@ impl Run {
         let vs = VarStore::new(device);
         let model = ClipModel::new(vs.root(), &model_config);
         if let Some(weights) = &weights {
-            clip_model::weights::load_weights(&vs, weights)?;
+            clip_model::weights::load_weights_for(&vs, &model_config, weights)?;
         }
         // Every rank starts from rank 0's weights, whatever its RNG did (in name order: the same
         // sequence of collectives on every rank).
@@ -307,8 +315,9 @@ impl Run {
             position: Position::start(0),
             total_steps,
             consecutive_nonfinite: 0,
-            losses: Vec::new(),
             last_eval: None,
+            last_checkpoint: None,
+            tensorboard: None,
             checkpoint_ok: true,
         };
         match resume {
@@ -339,6 +348,9 @@ impl Run {
             self.write_run_files()?;
             let metrics = self.output().join("metrics.jsonl");
             std::fs::write(&metrics, b"").map_err(|e| Error::io(&metrics, e))?;
+            if self.config.reports_to_tensorboard() {
+                self.tensorboard = Some(crate::tensorboard::EventWriter::create(&self.tensorboard_dir(), None)?);
+            }
         }
         self.dist.barrier()?;
         Ok(())
@@ -358,8 +370,14 @@ impl Run {
         Ok(())
     }
 
+    /// Where TensorBoard event files go.
+    fn tensorboard_dir(&self) -> PathBuf {
+        self.output().join("tensorboard")
+    }
+
     /// Loads a checkpoint: weights, optimiser, counters, this rank's data position; the metrics
-    /// log is cut back to the checkpoint's step (a crash may have logged steps after it).
+    /// log and TensorBoard's event files are cut back to the checkpoint's step (a crash may have
+    /// logged steps after it), and a new event file continues the curves from the next step.
     fn restore(&mut self, spec: &str) -> Result<()> {
         let dir = checkpoint::resolve(self.output(), spec)?;
         let (state, position) = checkpoint::read(&dir, self.dist.rank)?;
@@ -385,17 +403,36 @@ impl Run {
                 let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else { continue };
                 let step = value.get("step").and_then(serde_json::Value::as_u64).unwrap_or(u64::MAX);
                 if step <= self.state.step {
-                    if let (Some(loss), None) = (value.get("loss").and_then(serde_json::Value::as_f64), value.get("top1")) {
-                        self.losses.push((step, loss));
-                    }
                     kept.push_str(line);
                     kept.push('\n');
                 }
             }
             clip_tensor::atomic::atomic_write(&path, |f| f.write_all(kept.as_bytes()))?;
+            let events = self.tensorboard_dir();
+            crate::tensorboard::truncate_after(&events, self.state.step)?;
+            if self.config.reports_to_tensorboard() {
+                self.tensorboard = Some(crate::tensorboard::EventWriter::create(&events, Some(self.state.step + 1))?);
+            }
         }
         self.dist.barrier()?;
         Ok(())
+    }
+
+    /// Step scalars to TensorBoard under open_clip's tags where it has them (`train/loss`,
+    /// `train/lr`, `train/scale`, `train/samples_per_second`), ours for the skip counters.
+    fn log_step_scalars(&mut self, m: &StepMetrics) -> Result<()> {
+        let Some(writer) = &mut self.tensorboard else { return Ok(()) };
+        writer.scalars(
+            m.step,
+            &[
+                ("train/loss", m.loss),
+                ("train/lr", m.lr),
+                ("train/scale", m.logit_scale),
+                ("train/samples_per_second", m.samples_per_s),
+                ("train/skipped_samples", m.skipped as f64),
+                ("train/nonfinite_steps", m.nonfinite_steps as f64),
+            ],
+        )
     }
 
     fn log(&self, line: &impl Serialize) -> Result<()> {
@@ -430,7 +467,7 @@ impl Run {
         let parameters = self.optim.params().map(|(_, t)| t.numel() as i64).sum();
         on_event(Event::Start { step: self.state.step, total_steps: self.total_steps, parameters, world_size: self.dist.world_size });
         let started = Instant::now();
-        let samples_at_start = self.state.samples;
+        let (samples_at_start, step_at_start) = (self.state.samples, self.state.step);
         let global_batch = (self.config.data.batch_size * self.dist.world_size) as u64 * self.config.optim.accum_freq;
         let (mut last_eval_step, mut last_checkpoint_step) = (None, None);
         let mut final_loss = f64::NAN;
@@ -462,7 +499,6 @@ impl Run {
                 self.state.samples += global_batch;
                 self.position = position;
                 final_loss = loss;
-                self.losses.push((self.state.step, loss));
                 let metrics = StepMetrics {
                     step: self.state.step,
                     total_steps: self.total_steps,
@@ -476,6 +512,7 @@ impl Run {
                     skipped_step,
                 };
                 self.log(&metrics)?;
+                self.log_step_scalars(&metrics)?;
                 on_event(Event::Step(&metrics));
                 let step = self.state.step;
                 let every = |n: u64| n > 0 && step.is_multiple_of(n);
@@ -505,11 +542,14 @@ impl Run {
         let samples = self.state.samples - samples_at_start;
         let summary = Summary {
             steps: self.state.step,
+            steps_this_process: self.state.step - step_at_start,
             samples: self.state.samples,
             seconds,
             samples_per_s: samples as f64 / seconds.max(1e-9),
             final_loss,
             eval: self.last_eval.clone(),
+            best_eval: self.state.best,
+            checkpoint: self.last_checkpoint.clone(),
             skipped: self.state.skipped.0.iter().map(|(r, n)| (r.name().to_owned(), *n)).collect(),
             nonfinite_steps: self.state.nonfinite_steps,
             output: self.output().to_path_buf(),
@@ -524,7 +564,6 @@ impl Run {
         if self.is_main() {
             let json = serde_json::to_vec_pretty(&summary).map_err(|e| Error::Checkpoint(e.to_string()))?;
             clip_tensor::atomic::atomic_write(&self.output().join("summary.json"), |f| f.write_all(&json))?;
-            self.plot()?;
         }
         Ok(summary)
     }
@@ -674,9 +713,13 @@ impl Run {
             }
             let result = EvalResult { step: self.state.step, top1 };
             self.log(&result)?;
+            if let Some(writer) = &mut self.tensorboard {
+                // open_clip's `val/imagenet-zeroshot-val-top1`, per built-in task.
+                let tags: Vec<(String, f64)> = result.top1.iter().map(|(t, a)| (format!("val/{t}-zeroshot-val-top1"), *a)).collect();
+                writer.scalars(result.step, &tags.iter().map(|(t, a)| (t.as_str(), *a)).collect::<Vec<_>>())?;
+            }
             on_event(Event::Eval(&result));
             self.last_eval = Some(result);
-            self.plot()?;
         }
         self.dist.barrier()?;
         Ok(())
@@ -712,18 +755,15 @@ impl Run {
                 (false, Ok(_)) => Err(Error::Checkpoint("another rank could not write its part".into())),
             };
             match &result {
-                Ok(path) => on_event(Event::Checkpoint(path)),
+                Ok(path) => {
+                    self.last_checkpoint = Some(path.clone());
+                    on_event(Event::Checkpoint(path));
+                }
                 Err(e) => on_event(Event::CheckpointFailed(e)),
             }
             self.checkpoint_ok = result.is_ok();
         }
         self.dist.barrier()?;
         self.all(self.checkpoint_ok)
-    }
-
-    fn plot(&self) -> Result<()> {
-        let png = crate::plot::loss_curve(&self.losses);
-        clip_tensor::atomic::atomic_write(&self.output().join("loss.png"), |f| f.write_all(&png))?;
-        Ok(())
     }
 }
