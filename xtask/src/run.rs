@@ -44,6 +44,10 @@ pub(crate) fn test(root: &Path, torch: &Libtorch, args: &[String]) -> Result<Exi
     if !status.success() || !args.is_empty() {
         return Ok(exit_code(status));
     }
+    let code = embed_interop(root, torch)?;
+    if code != ExitCode::SUCCESS {
+        return Ok(code);
+    }
     hub_interop(root, torch)
 }
 
@@ -143,4 +147,21 @@ pub(crate) fn bench_compare(root: &Path, torch: &Libtorch, args: &[String]) -> R
 
 fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+/// `clip embed --source`'s parts read back by pyarrow and numpy, and its rows against open_clip's
+/// (crates/clip-cli/scripts/embed_interop.py): only where the oracles are installed.
+fn embed_interop(root: &Path, torch: &Libtorch) -> Result<ExitCode> {
+    let python = crate::libtorch::venv_dir(root).join("bin").join("python");
+    let has_oracles =
+        Command::new(&python).args(["-c", "import pyarrow, open_clip"]).stderr(std::process::Stdio::null()).status().is_ok_and(|s| s.success());
+    if !has_oracles {
+        println!("embed interop: not run (pyarrow and open_clip not installed: `cargo xtask setup --oracles`)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut command = Command::new(&python);
+    command.arg(root.join("crates/clip-cli/scripts/embed_interop.py")).arg(target_dir(root).join("release").join("clip"));
+    with_libtorch(&mut command, torch);
+    let status = command.status().context("running embed_interop.py")?;
+    Ok(exit_code(status))
 }

@@ -46,6 +46,7 @@ const ORACLE_REQUIREMENTS: &[&str] = &[
     "sentencepiece==0.2.3", "protobuf", // clip-tokenizer's HF fixtures: training spiece.model, and transformers reading it
     "requests",
     "numpy<2.3",
+    "pyarrow==26.0.1", // clip embed's metadata tables read back as pandas and pyarrow read them
 ];
 
 /// Free space the torch wheel needs while pip downloads and unpacks it (about 5 GB installed).

@@ -1,5 +1,6 @@
-//! `clip embed`: L2-normalised image or text embeddings as a float32 `.npy` (open_clip's
-//! `encode_image` / `encode_text(normalize=True)`).
+//! `clip embed --images DIR` / `--texts FILE`: L2-normalised image or text embeddings as a
+//! float32 `.npy` (open_clip's `encode_image` / `encode_text(normalize=True)`). A whole collection
+//! in parts is `--source` (`embed_source`).
 //!
 //! Images are every image file directly in the folder, in byte order of file name; one that
 //! cannot be read is skipped with a warning, and `OUT.files.txt` lists, row by row, the files
@@ -163,12 +164,18 @@ impl Encoder<'_> {
 
     /// Normalised rows, as float32 on the CPU.
     fn rows(&self, input: &Tensor, image: bool) -> Result<Vec<f32>> {
+        Ok(Vec::<f32>::try_from(self.features(input, image)?.view([-1]))?)
+    }
+
+    /// Normalised features of images (`[B, 3, S, S]`) or token ids (`[B, context]`), `[B, dim]`
+    /// contiguous float32 on the CPU.
+    pub(crate) fn features(&self, input: &Tensor, image: bool) -> Result<Tensor> {
         let input = input.to_device(self.device);
         let features = autocast(self.device, self.precision, || {
             let f = if image { self.model.encode_image(&input) } else { self.model.encode_text(&input) };
             l2_normalize(&f.to_kind(Kind::Float))
         })?;
-        Ok(Vec::<f32>::try_from(features.to_device(Device::Cpu).contiguous().view([-1]))?)
+        Ok(features.to_device(Device::Cpu).contiguous())
     }
 }
 

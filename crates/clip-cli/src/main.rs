@@ -9,10 +9,12 @@ mod convert;
 mod dist_check;
 mod doctor;
 mod embed;
+mod embed_source;
 mod hub;
 mod launch;
 mod model;
 mod npy;
+mod parquet;
 mod pretrained;
 mod tokenize;
 mod train;
@@ -106,9 +108,11 @@ enum Command {
         /// The .safetensors file to write.
         output: std::path::PathBuf,
     },
-    /// Write L2-normalised image or text embeddings as a float32 .npy file.
+    /// Write L2-normalised embeddings: of a folder's images or a file's texts as one float32 .npy
+    /// file, or of a whole collection (--source) in parts, in clip-retrieval's layout
+    /// (docs/embed.md).
     #[command(group(clap::ArgGroup::new("arch").required(true).args(["model", "model_config"])))]
-    #[command(group(clap::ArgGroup::new("input").required(true).args(["images", "texts"])))]
+    #[command(group(clap::ArgGroup::new("input").required(true).args(["images", "texts", "source"])))]
     Embed {
         #[command(flatten)]
         spec: model::ModelSpec,
@@ -121,9 +125,34 @@ enum Command {
         /// A text file: one text per line.
         #[arg(long)]
         texts: Option<std::path::PathBuf>,
-        /// The .npy file to write.
+        /// A collection: wds:PATTERN (WebDataset shards, brace patterns, `::`, pipe:), csv:PATH
+        /// (open_clip's filepath/title columns), folder:DIR (every image below DIR) or
+        /// imagefolder:DIR (DIR/CLASS/IMAGE). Written in parts to --out DIR: one per shard, or
+        /// per --part-size samples; finished parts are skipped on a rerun; ranks of clip launch
+        /// or torchrun share the parts.
+        #[arg(long)]
+        source: Option<String>,
+        /// The .npy file to write (--images, --texts), or the output folder (--source):
+        /// img_emb/img_emb_N.npy, text_emb/text_emb_N.npy, metadata/metadata_N.parquet.
         #[arg(long)]
         out: std::path::PathBuf,
+        /// With --source: the embeddings to write (texts are the samples' captions).
+        #[arg(long, value_enum, default_value = "images", requires = "source")]
+        what: embed_source::What,
+        /// With --source: samples per part, for sources other than WebDataset shards (one part
+        /// per shard).
+        #[arg(long, default_value_t = 1_000_000, requires = "source")]
+        part_size: u64,
+        /// With --source: the embeddings' type (clip-retrieval writes float16).
+        #[arg(long, value_enum, default_value = "float16", requires = "source")]
+        dtype: embed_source::Dtype,
+        /// With --source: decode threads.
+        #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()), requires = "source")]
+        threads: usize,
+        /// With --source: a bar with samples/s and ETA (a line every few seconds when stderr is
+        /// not a terminal).
+        #[arg(long, requires = "source")]
+        progress: bool,
         #[command(flatten)]
         run: embed::RunArgs,
     },
@@ -283,15 +312,24 @@ fn main() -> ExitCode {
         Command::Doctor => doctor::run(),
         Command::Pretrained { model, json } => pretrained::list(model.as_deref(), json),
         Command::Pull { specs, datasets, splits, offline } => pretrained::pull(&specs, &datasets, &splits, offline),
-        Command::Embed { spec, random_init, images, texts, out, run } => {
-            let input = match (images, texts) {
-                (Some(dir), None) => Ok(embed::Input::Images(dir)),
-                (None, Some(file)) => Ok(embed::Input::Texts(file)),
-                _ => Err(anyhow::anyhow!("give exactly one of --images and --texts")),
-            };
-            input.and_then(|input| {
-                embed::run(&embed::Options { spec, random_init, input, out, run })
-            })
+        Command::Embed { spec, random_init, images, texts, source, out, what, part_size, dtype, threads, progress, run } => {
+            match (images, texts, source) {
+                (Some(dir), None, None) => embed::run(&embed::Options { spec, random_init, input: embed::Input::Images(dir), out, run }),
+                (None, Some(file), None) => embed::run(&embed::Options { spec, random_init, input: embed::Input::Texts(file), out, run }),
+                (None, None, Some(source)) => embed_source::run(&embed_source::Options {
+                    spec,
+                    random_init,
+                    source,
+                    out,
+                    what,
+                    part_size,
+                    dtype,
+                    threads,
+                    progress,
+                    run,
+                }),
+                _ => Err(anyhow::anyhow!("give exactly one of --images, --texts and --source")),
+            }
         }
         Command::DistCheck { device, rounds, interval_ms, elements } => dist_check::run(&dist_check::Options {
             device,

@@ -5,6 +5,7 @@ mod bench_data; // clip bench-data measures a source and reports skips by reason
 mod convert; // every weights format becomes open_clip-layout safetensors that load to the same model
 mod doctor; // runs without LD_LIBRARY_PATH and reports what it loaded
 mod embed; // clip embed writes the library's normalised features as .npy, skipping unreadable images
+mod embed_at_scale; // clip embed --source: clip-retrieval's layout, resumed after SIGKILL byte for byte, 2 ranks equal 1
 mod hub; // models, tags and datasets from a loopback hub: fetch, resume, refuse, offline, ranks, classify
 mod launch; // clip launch and torchrun run multi-rank jobs of the clip binary on loopback
 mod support;

@@ -25,7 +25,7 @@ pub mod source;
 pub mod transform;
 
 pub use error::{Error, Result};
-pub use loader::{Batch, Batches, ImageTransform, Loader, LoaderConfig, Tail, TextMode};
+pub use loader::{Batch, Batches, ImageTransform, Loader, LoaderConfig, SampleInfo, Tail, TextMode};
 pub use position::{Position, ShardCursor, StreamPosition};
 pub use preprocess::{ImageMode, Interpolation, PreprocessConfig, ResizeMode, SourceImage};
 pub use skip::{SkipCounts, SkipReason};

@@ -188,12 +188,31 @@ pub struct Batch {
     pub captions: Vec<String>,
     /// The samples' keys, in batch order.
     pub keys: Vec<String>,
+    /// What else is known of each sample, in batch order: for metadata tables.
+    pub info: Vec<SampleInfo>,
     /// Where to resume to get the batches after this one.
     pub position: Position,
     /// Items read since the previous batch, this batch's samples and the skipped ones included.
     pub consumed: u64,
     /// Skips since the previous batch, by reason.
     pub skipped: SkipCounts,
+}
+
+/// What a batch records of a sample besides its pixels, whatever the text mode: what a table of
+/// metadata beside embeddings needs (`clip embed --source`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SampleInfo {
+    /// The image's `[width, height]` as stored, before any transform (`None` under the training
+    /// transform, which decodes inside its crop).
+    pub size: Option<[u32; 2]>,
+    /// The image file, for sources of files.
+    pub path: Option<std::path::PathBuf>,
+    /// The sample's caption, if it has one.
+    pub caption: Option<String>,
+    /// The sample's class label, if it has one.
+    pub label: Option<i64>,
+    /// The sample's `.json` member (WebDataset), as text.
+    pub json: Option<String>,
 }
 
 /// A loader over one source; [`Loader::epoch`] and [`Loader::resume`] start a stream of batches.
@@ -207,6 +226,24 @@ impl Loader {
     /// Checks the configuration against the source and starts the decode pool.
     pub fn new(source: Source, config: LoaderConfig) -> Result<Self> {
         config.validate()?;
+        Self::check(&source, &config)?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.threads)
+            .thread_name(|i| format!("clip-data-{i}"))
+            .build()
+            .map_err(|e| Error::Loader(e.to_string()))?;
+        Ok(Self { source, config, pool: Arc::new(pool) })
+    }
+
+    /// A loader over `source` with this one's configuration, sharing its decode threads: streams
+    /// of several loaders may run at once (one source after another, the next one starting while
+    /// the last batches of the previous are consumed) without more threads than configured.
+    pub fn with_source(&self, source: Source) -> Result<Self> {
+        Self::check(&source, &self.config)?;
+        Ok(Self { source, config: self.config.clone(), pool: Arc::clone(&self.pool) })
+    }
+
+    fn check(source: &Source, config: &LoaderConfig) -> Result<()> {
         if config.resampled && (config.quota().is_none() || !matches!(source, Source::Shards(_))) {
             return Err(Error::Source("resampled mode needs a shard source and samples_per_epoch".into()));
         }
@@ -220,12 +257,7 @@ impl Loader {
                 config.world_size
             )));
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(config.threads)
-            .thread_name(|i| format!("clip-data-{i}"))
-            .build()
-            .map_err(|e| Error::Loader(e.to_string()))?;
-        Ok(Self { source, config, pool: Arc::new(pool) })
+        Ok(())
     }
 
     /// The configuration.
@@ -567,6 +599,7 @@ struct Ready {
     label: Option<i64>,
     targets: Option<Vec<f32>>,
     caption: Option<String>,
+    info: SampleInfo,
 }
 
 struct Pipeline {
@@ -708,6 +741,22 @@ impl Decoder {
         if let Payload::Skip(reason) = record.payload {
             return Err(reason);
         }
+        let mut info = SampleInfo {
+            size: None,
+            path: match &record.payload {
+                Payload::File(path) => Some(path.clone()),
+                _ => None,
+            },
+            caption: match &record.text {
+                Text::Caption(c) => Some(c.clone()),
+                _ => None,
+            },
+            label: match record.text {
+                Text::Label(l) => Some(l),
+                _ => None,
+            },
+            json: record.json,
+        };
         let (mut tokens, mut label, mut targets, mut caption) = (None, None, None, None);
         match (self.config.text, record.text) {
             (TextMode::Tokens { context_length }, Text::Caption(text)) => {
@@ -722,18 +771,19 @@ impl Decoder {
         let bytes = match record.payload {
             Payload::Skip(reason) => return Err(reason),
             Payload::Image(image) => {
-                let rgb = self.transform(Decoded::Pixels(image), item.augment)?;
-                return Ok(Ready { key: record.key, rgb, tokens, label, targets, caption });
+                let rgb = self.transform(Decoded::Pixels(image), item.augment, &mut info.size)?;
+                return Ok(Ready { key: record.key, rgb, tokens, label, targets, caption, info });
             }
             Payload::Bytes(bytes) => bytes,
             Payload::File(path) => std::fs::read(path).map_err(|_| SkipReason::MissingImage)?,
         };
-        let rgb = self.transform(Decoded::Encoded(&bytes), item.augment)?;
-        Ok(Ready { key: record.key, rgb, tokens, label, targets, caption })
+        let rgb = self.transform(Decoded::Encoded(&bytes), item.augment, &mut info.size)?;
+        Ok(Ready { key: record.key, rgb, tokens, label, targets, caption, info })
     }
 
-    /// The transformed image as RGB bytes.
-    fn transform(&self, image: Decoded<'_>, augment: [u64; 2]) -> Result<Vec<u8>, SkipReason> {
+    /// The transformed image as RGB bytes; `size` gets the decoded image's size where the
+    /// transform decodes it whole (evaluation).
+    fn transform(&self, image: Decoded<'_>, augment: [u64; 2], size: &mut Option<[u32; 2]>) -> Result<Vec<u8>, SkipReason> {
         let skip = |e: Error| SkipReason::of_decode(&e);
         match &self.config.transform {
             ImageTransform::Train(train) => {
@@ -749,6 +799,7 @@ impl Decoder {
                     Decoded::Encoded(bytes) => SourceImage::decode(bytes).map_err(skip)?,
                     Decoded::Pixels(image) => image,
                 };
+                *size = Some([image.width, image.height]);
                 Ok(eval.rgb_u8(&image))
             }
         }
@@ -774,6 +825,7 @@ impl Pipeline {
         let mut tokens = Vec::new();
         let mut labels = Vec::new();
         let mut keys = Vec::with_capacity(samples.len());
+        let mut info = Vec::with_capacity(samples.len());
         let mut captions = Vec::new();
         let mut targets = Vec::new();
         let mut width = None;
@@ -788,6 +840,7 @@ impl Pipeline {
             }
             captions.extend(sample.caption);
             keys.push(sample.key);
+            info.push(sample.info);
         }
         let texts = match config.text {
             TextMode::Tokens { context_length } => Some(Tensor::from_slice(&tokens).view([n, context_length as i64])),
@@ -798,7 +851,7 @@ impl Pipeline {
             TextMode::MultiLabels => Some(Tensor::from_slice(&targets).view([n, -1])),
             _ => None,
         };
-        Ok(Batch { images, texts, labels, captions, keys, position, consumed, skipped })
+        Ok(Batch { images, texts, labels, captions, keys, info, position, consumed, skipped })
     }
 }
 

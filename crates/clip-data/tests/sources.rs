@@ -192,3 +192,51 @@ fn bad_specs_are_clear_errors() {
         assert!(error.contains(needle), "{spec}: {error}");
     }
 }
+
+#[test]
+fn part_plans_cut_shards_and_index_ranges_and_batches_carry_sample_info() {
+    use clip_data::PreprocessConfig;
+    use clip_data::source::{PartPlan, PartSpan};
+    let dir = tempfile::tempdir().unwrap();
+    let mut members = caption_members("s", 2);
+    members.push(("s0001.json".into(), br#"{"url": "http://x/1", "caption": "from json"}"#.to_vec()));
+    std::fs::write(dir.path().join("0.tar"), tar(&members)).unwrap();
+    let second = write_shard(dir.path(), "1.tar", 3);
+    let spec = format!("wds:{}/{{0..1}}.tar", dir.path().display());
+    let shards = Source::parse(&spec, &SourceOptions::default()).unwrap();
+    let plan = PartPlan::new(&shards, 1).unwrap();
+    assert_eq!(plan.parts().iter().map(|p| p.span).collect::<Vec<_>>(), [PartSpan::Shard(0), PartSpan::Shard(1)]);
+    assert_eq!(plan.for_rank(1, 2).map(|p| p.index).collect::<Vec<_>>(), [1]);
+
+    let eval = || {
+        let mut config = LoaderConfig::new(2, ImageTransform::Eval(PreprocessConfig::openai(16)), TextMode::Ignore);
+        (config.shuffle, config.drop_last) = (false, false);
+        config
+    };
+    let loader = Loader::new(PartPlan::source(&shards, &plan.parts()[1]).unwrap(), eval()).unwrap();
+    let keys: Vec<String> = loader.epoch(0).unwrap().flat_map(|b| b.unwrap().keys).collect();
+    assert_eq!(keys, (0..3).map(|i| format!("{second}/1{i:04}")).collect::<Vec<_>>());
+    // Another source on the same decode threads; the caption and json whatever the text mode.
+    let first = loader.with_source(PartPlan::source(&shards, &plan.parts()[0]).unwrap()).unwrap();
+    let info: Vec<_> = first.epoch(0).unwrap().flat_map(|b| b.unwrap().info).collect();
+    assert_eq!(info.len(), 2);
+    assert_eq!(info[0].size, Some([40, 30])); // jpeg(0) is 40 x 30
+    assert_eq!(info[1].size, Some([41, 31]));
+    assert_eq!(info[1].caption.as_deref(), Some("a photo number 1 of s"), "the .txt wins over the json's caption");
+    assert!(info[1].json.as_deref().is_some_and(|j| j.contains("http://x/1")) && info[0].json.is_none());
+
+    let folder = dir.path().join("images");
+    std::fs::create_dir_all(&folder).unwrap();
+    for i in 0..5 {
+        std::fs::write(folder.join(format!("{i}.png")), png(i)).unwrap();
+    }
+    let indexed = Source::parse(&format!("folder:{}", folder.display()), &SourceOptions::default()).unwrap();
+    let plan = PartPlan::new(&indexed, 2).unwrap();
+    let spans: Vec<PartSpan> = plan.parts().iter().map(|p| p.span).collect();
+    assert_eq!(spans, [0..2, 2..4, 4..5].map(|r| PartSpan::Indices { start: r.start, end: r.end }));
+    let loader = Loader::new(PartPlan::source(&indexed, &plan.parts()[1]).unwrap(), eval()).unwrap();
+    let info: Vec<_> = loader.epoch(0).unwrap().flat_map(|b| b.unwrap().info).collect();
+    let paths: Vec<_> = info.iter().map(|i| i.path.clone().unwrap()).collect();
+    assert_eq!(paths, [folder.join("2.png"), folder.join("3.png")]);
+    assert!(PartPlan::new(&indexed, 0).is_err());
+}

@@ -67,7 +67,7 @@ impl Indexed for ArraySource {
 
     fn record(&self, _epoch: u64, index: u64) -> Record {
         let i = index as usize;
-        Record { key: format!("{}/{i}", self.name), payload: Payload::Image(self.image(i)), text: Text::Label(self.labels[i]) }
+        Record { key: format!("{}/{i}", self.name), payload: Payload::Image(self.image(i)), text: Text::Label(self.labels[i]), json: None }
     }
 }
 

@@ -26,7 +26,7 @@ impl Indexed for BuiltinSource {
     fn record(&self, epoch: u64, index: u64) -> Record {
         let n = epoch * self.samples + index;
         let sample = self.dataset.sample(n);
-        Record { key: format!("builtin/{n}"), payload: Payload::Image(sample.image), text: Text::Caption(sample.caption) }
+        Record { key: format!("builtin/{n}"), payload: Payload::Image(sample.image), text: Text::Caption(sample.caption), json: None }
     }
 }
 
@@ -48,6 +48,6 @@ impl Indexed for BuiltinTaskSource {
 
     fn record(&self, _epoch: u64, index: u64) -> Record {
         let (image, label) = self.task.sample(index, self.image_size);
-        Record { key: format!("builtin-{}/{index}", self.task.name()), payload: Payload::Image(image), text: Text::Label(label as i64) }
+        Record { key: format!("builtin-{}/{index}", self.task.name()), payload: Payload::Image(image), text: Text::Label(label as i64), json: None }
     }
 }

@@ -75,6 +75,6 @@ impl Indexed for CsvSource {
         let payload =
             if path.as_os_str().is_empty() { Payload::Skip(SkipReason::MissingImage) } else { Payload::File(path.clone()) };
         let text = caption.as_ref().map_or(Text::None, |c| Text::Caption(c.clone()));
-        Record { key: format!("{index}:{}", path.display()), payload, text }
+        Record { key: format!("{index}:{}", path.display()), payload, text, json: None }
     }
 }

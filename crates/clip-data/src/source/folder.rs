@@ -49,7 +49,7 @@ impl Indexed for FolderSource {
 
     fn record(&self, _epoch: u64, index: u64) -> Record {
         let path = &self.files[index as usize];
-        Record { key: path.display().to_string(), payload: Payload::File(path.clone()), text: Text::None }
+        Record { key: path.display().to_string(), payload: Payload::File(path.clone()), text: Text::None, json: None }
     }
 }
 
@@ -105,6 +105,6 @@ impl Indexed for ImageFolder {
 
     fn record(&self, _epoch: u64, index: u64) -> Record {
         let (path, label) = &self.samples[index as usize];
-        Record { key: path.display().to_string(), payload: Payload::File(path.clone()), text: Text::Label(*label) }
+        Record { key: path.display().to_string(), payload: Payload::File(path.clone()), text: Text::Label(*label), json: None }
     }
 }

@@ -15,6 +15,7 @@ mod csv;
 mod folder;
 mod labelled;
 mod npy;
+mod parts;
 mod shards;
 mod tarstream;
 
@@ -26,6 +27,7 @@ pub use self::builtin::{BuiltinSource, BuiltinTaskSource};
 pub use self::csv::{CsvOptions, CsvSource};
 pub use self::folder::{ClassificationSet, FolderSource, ImageFolder};
 pub use self::labelled::{LabelledSplit, open_labelled};
+pub use self::parts::{Part, PartPlan, PartSpan};
 pub use self::shards::{ShardSamples, ShardSet, benchmark_dataset_type, benchmark_shards, benchmark_wds};
 use crate::preprocess::SourceImage;
 use crate::skip::SkipReason;
@@ -66,6 +68,9 @@ pub struct Record {
     pub payload: Payload,
     /// Its caption or label.
     pub text: Text,
+    /// The sample's `.json` member as text (WebDataset shards; img2dataset writes the url, the
+    /// original size and more there), kept for metadata tables.
+    pub json: Option<String>,
 }
 
 /// A source whose samples can be fetched by index. Records are fetched on the decode threads, so

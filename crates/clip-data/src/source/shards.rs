@@ -48,6 +48,11 @@ impl ShardSet {
         &self.shards
     }
 
+    /// The shards at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> Self {
+        Self { shards: indices.iter().map(|&i| self.shards[i].clone()).collect() }
+    }
+
     /// The samples of shard `index`, streamed.
     pub fn open(&self, index: usize) -> ShardSamples {
         ShardSamples::open(&self.shards[index])
@@ -131,6 +136,7 @@ impl ShardSamples {
     fn record(&self, key: &str, members: Vec<Member>) -> Record {
         let mut image = None;
         let mut text = Text::None;
+        let mut json = None;
         for (ext, bytes) in members {
             let ext = ext.to_ascii_lowercase();
             let is_image = matches!(ext.as_str(), "jpg" | "jpeg" | "png" | "webp");
@@ -145,13 +151,15 @@ impl ShardSamples {
                     image.get_or_insert(Payload::Bytes(bytes));
                 }
                 "txt" => text = Text::Caption(String::from_utf8_lossy(&bytes).into_owned()),
-                "json" if matches!(text, Text::None) => {
-                    if let Some(caption) = serde_json::from_slice::<serde_json::Value>(&bytes)
-                        .ok()
-                        .and_then(|v| v.get("caption").and_then(|c| c.as_str()).map(str::to_owned))
+                "json" => {
+                    if matches!(text, Text::None)
+                        && let Some(caption) = serde_json::from_slice::<serde_json::Value>(&bytes)
+                            .ok()
+                            .and_then(|v| v.get("caption").and_then(|c| c.as_str()).map(str::to_owned))
                     {
                         text = Text::Caption(caption);
                     }
+                    json = Some(String::from_utf8_lossy(&bytes).into_owned());
                 }
                 "npy" => {
                     if let Some(values) = super::npy::read_vector(&bytes) {
@@ -167,11 +175,11 @@ impl ShardSamples {
             }
         }
         let payload = image.unwrap_or(Payload::Skip(SkipReason::MissingImage));
-        Record { key: format!("{}/{key}", self.url), payload, text }
+        Record { key: format!("{}/{key}", self.url), payload, text, json }
     }
 
     fn skip_record(&self, reason: SkipReason, key: &str) -> Record {
-        Record { key: format!("{}/{key}", self.url), payload: Payload::Skip(reason), text: Text::None }
+        Record { key: format!("{}/{key}", self.url), payload: Payload::Skip(reason), text: Text::None, json: None }
     }
 }
 
