@@ -48,27 +48,42 @@ pub(crate) fn test(root: &Path, torch: &Libtorch, args: &[String]) -> Result<Exi
     if code != ExitCode::SUCCESS {
         return Ok(code);
     }
-    hub_interop(root, torch)
+    let code = hub_interop(root, torch)?;
+    if code != ExitCode::SUCCESS {
+        return Ok(code);
+    }
+    tensorboard_check(root, torch)
+}
+
+/// clip train's TensorBoard event files read by TensorBoard's own EventAccumulator (a short run,
+/// then a killed-and-resumed one): only where the oracles (with tensorboard) are installed.
+fn tensorboard_check(root: &Path, torch: &Libtorch) -> Result<ExitCode> {
+    let clip = target_dir(root).join("release").join("clip");
+    oracle_script(root, torch, "tensorboard check", &["tensorboard", "numpy"], "tensorboard_check.py", &[clip])
 }
 
 /// The hub cache shared with Python's huggingface_hub and open_clip, both ways, against the
 /// loopback hub: only where the oracles are installed (CI's plain setup has neither package).
 fn hub_interop(root: &Path, torch: &Libtorch) -> Result<ExitCode> {
+    let release = target_dir(root).join("release");
+    let binaries = [release.join("clip"), release.join("clip-testhub")];
+    oracle_script(root, torch, "hub interop", &["huggingface_hub", "open_clip"], "hub_interop.py", &binaries)
+}
+
+/// Runs `crates/clip-cli/scripts/SCRIPT ARGS…` with the venv's Python when it imports `modules`;
+/// says `what` was not run otherwise.
+fn oracle_script(root: &Path, torch: &Libtorch, what: &str, modules: &[&str], script: &str, args: &[PathBuf]) -> Result<ExitCode> {
     let python = crate::libtorch::venv_dir(root).join("bin").join("python");
-    let has_oracles = Command::new(&python)
-        .args(["-c", "import huggingface_hub, open_clip"])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_oracles {
-        println!("hub interop: not run (huggingface_hub and open_clip not installed: `cargo xtask setup --oracles`)");
+    let import = format!("import {}", modules.join(", "));
+    let installed = Command::new(&python).args(["-c", &import]).stderr(std::process::Stdio::null()).status().is_ok_and(|s| s.success());
+    if !installed {
+        println!("{what}: not run ({} not installed: `cargo xtask setup --oracles`)", modules.join(" and "));
         return Ok(ExitCode::SUCCESS);
     }
-    let release = target_dir(root).join("release");
     let mut command = Command::new(&python);
-    command.arg(root.join("crates/clip-cli/scripts/hub_interop.py")).arg(release.join("clip")).arg(release.join("clip-testhub"));
+    command.arg(root.join("crates/clip-cli/scripts").join(script)).args(args);
     with_libtorch(&mut command, torch);
-    let status = command.status().context("running hub_interop.py")?;
+    let status = command.status().with_context(|| format!("running {script}"))?;
     Ok(exit_code(status))
 }
 

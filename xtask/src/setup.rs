@@ -46,6 +46,7 @@ const ORACLE_REQUIREMENTS: &[&str] = &[
     "sentencepiece==0.2.3", "protobuf", // clip-tokenizer's HF fixtures: training spiece.model, and transformers reading it
     "requests",
     "numpy<2.3",
+    "tensorboard", // its EventAccumulator reads clip train's event files (crates/clip-cli/scripts/tensorboard_check.py)
     "pyarrow==26.0.1", // clip embed's metadata tables read back as pandas and pyarrow read them
 ];
 

@@ -20,6 +20,9 @@ pub struct TrainConfig {
     pub device: String,
     /// `fp32`, or `bf16` autocast (CUDA).
     pub precision: String,
+    /// Where metrics go besides `metrics.jsonl` (open_clip's `--report-to`): `tensorboard` writes
+    /// event files under `OUTPUT/tensorboard/`.
+    pub report_to: Vec<String>,
     /// The model.
     pub model: ModelSection,
     /// The data.
@@ -175,6 +178,7 @@ impl Default for TrainConfig {
             output: PathBuf::from("runs/default"),
             device: "cpu".into(),
             precision: "fp32".into(),
+            report_to: Vec::new(),
             model: ModelSection::default(),
             data: DataSection::default(),
             optim: OptimSection::default(),
@@ -296,6 +300,11 @@ impl TrainConfig {
         Ok(config)
     }
 
+    /// Whether `report_to` names TensorBoard.
+    pub fn reports_to_tensorboard(&self) -> bool {
+        self.report_to.iter().any(|t| t == "tensorboard")
+    }
+
     /// The resolved configuration as TOML (written into the run folder).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
@@ -326,6 +335,11 @@ impl TrainConfig {
         }
         if !["clip", "siglip"].contains(&self.loss.kind.as_str()) {
             return bad("loss.kind", format!("`{}` is not clip or siglip", self.loss.kind));
+        }
+        for target in &self.report_to {
+            if target != "tensorboard" {
+                return bad("report_to", format!("`{target}` is not tensorboard (the only one clip-rs writes; wandb is not supported)"));
+            }
         }
         if !["fp32", "bf16"].contains(&self.precision.as_str()) {
             return bad("precision", format!("`{}` is not fp32 or bf16", self.precision));

@@ -1,12 +1,13 @@
 //! CLIP training for clip-rs: a TOML configuration ([`config`]), AdamW with open_clip's parameter
 //! groups and schedules ([`optim`]), the loop with data parallelism, evaluation and metrics
-//! ([`trainer`]), and checkpoints that resume exactly ([`checkpoint`]).
+//! ([`trainer`]), checkpoints that resume exactly ([`checkpoint`]), and TensorBoard event files
+//! ([`tensorboard`]).
 
 pub mod checkpoint;
 pub mod config;
 mod error;
 pub mod optim;
-mod plot;
+pub mod tensorboard;
 pub mod trainer;
 
 pub use config::TrainConfig;
