@@ -3,7 +3,6 @@
 //! progress on stderr, the table on stdout, `results.json`, `results.md` and `results.csv` in the
 //! output folder, and under `clip_benchmark/` one file per set in CLIP_benchmark's format.
 
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -16,6 +15,7 @@ use clip_tensor::precision::Precision;
 use clip_tokenizer::TextTokenizer;
 
 use crate::model::ModelSpec;
+use crate::progress::{Bar, Unit, note};
 
 /// Which protocol.
 pub(crate) enum Task {
@@ -34,7 +34,7 @@ pub(crate) struct ProbeTask {
 
 /// The linear probe on one set (its features saved first when asked), on the model's device, with
 /// zero-shot on the same test split beside the few-shot probes.
-fn probe(model: &ClipModel, name: &str, target: &Target, task: &ProbeTask, run: &RunOptions, bar: &mut Bar) -> clip_eval::Result<DatasetResult> {
+fn probe(model: &ClipModel, name: &str, target: &Target, task: &ProbeTask, run: &RunOptions, bar: &mut Passes) -> clip_eval::Result<DatasetResult> {
     let data = probe_data(model, target, task.validation_fraction, run, &mut |e| bar.event(e))?;
     if let Some(dir) = &task.save_features {
         let path = dir.join(format!("{}.safetensors", target.name()));
@@ -100,44 +100,41 @@ fn newest_checkpoint(runs: &Path) -> Result<ModelSpec> {
     }
 }
 
-/// Progress on stderr: one rewritten line per pass on a terminal, a line per tenth otherwise.
-struct Bar {
-    what: String,
-    total: Option<u64>,
-    shown: u64,
-    tty: bool,
+/// Progress on stderr (crate::progress): a bar per pass over a split (images, rate, ETA), then
+/// one per step of the linear probe's fitting (the λ search, the refit, each few-shot probe).
+struct Passes {
+    who: &'static str,
+    bar: Option<Bar>,
 }
 
-impl Bar {
+impl Passes {
     fn event(&mut self, event: Progress) {
         match event {
             Progress::Split { what, total } => {
                 self.finish();
-                (self.what, self.total, self.shown) = (what, total, 0);
+                self.bar = Some(Bar::new(format!("{}: {what}", self.who), total, Unit::Count("images")));
             }
             Progress::Done(n) => {
-                let n = n as u64;
-                let total = self.total.map_or_else(String::new, |t| format!("/{t}"));
-                if self.tty {
-                    eprint!("\r{}: {n}{total} images", self.what);
-                    let _ = std::io::stderr().flush();
-                } else if self.total.is_none_or(|t| n * 10 / t.max(1) > self.shown * 10 / t.max(1) || n == t) {
-                    eprintln!("{}: {n}{total} images", self.what);
+                if let Some(bar) = &mut self.bar {
+                    bar.set_position(n as u64);
                 }
-                self.shown = n;
             }
             Progress::Fit { what } => {
                 self.finish();
-                eprintln!("{}: linear probe: {what}", self.what);
+                self.bar = Some(Bar::new(format!("{}: linear probe: {what}", self.who), None, Unit::Count("fits")));
             }
         }
     }
 
     fn finish(&mut self) {
-        if self.tty && self.shown > 0 {
-            eprintln!();
+        if let Some(mut bar) = self.bar.take() {
+            if bar.label().contains(": linear probe: ") {
+                let line = format!("{} ({:.1} s)", bar.label(), bar.elapsed());
+                bar.finish_with(&line);
+            } else {
+                bar.finish();
+            }
         }
-        self.shown = 0;
     }
 }
 
@@ -198,7 +195,7 @@ pub(crate) fn run(options: Options) -> Result<()> {
     let model = &loaded.model;
     let name = spec.name();
     let weights = spec.weights_name(&loaded);
-    eprintln!("{who}: {name} with weights {weights}, data root {}", options.data_root.display());
+    note(&format!("{who}: {name} with weights {weights}, data root {}", options.data_root.display()));
     let (mut targets, missing) = resolve(&options.data_root, &options.datasets);
     let splits: &[&str] = match options.task {
         Task::ZeroShot => &["test"],
@@ -221,7 +218,7 @@ pub(crate) fn run(options: Options) -> Result<()> {
         preprocess,
         tokenizer,
     };
-    let mut bar = Bar { what: String::new(), total: None, shown: 0, tty: std::io::stderr().is_terminal() };
+    let mut bar = Passes { who, bar: None };
     let mut report = Report { model: name.clone(), weights, results: Vec::new(), missing, failed: Vec::new() };
     for target in &targets {
         let outcome = match &options.task {
@@ -252,7 +249,30 @@ pub(crate) fn run(options: Options) -> Result<()> {
     for (file, json) in report.clip_benchmark_files(&name, &report.weights) {
         write(&theirs.join(file), &json)?;
     }
+    let chart = options.out.join("results.png");
+    let png = results_chart(&report, &options.task).context("drawing results.png")?;
+    clip_tensor::atomic::atomic_write(&chart, |f| f.write_all(&png)).with_context(|| format!("writing {}", chart.display()))?;
     println!("{markdown}");
-    eprintln!("{who}: results in {}", options.out.display());
+    note(&format!("{who}: results in {} (results.png: the chart)", options.out.display()));
     Ok(())
+}
+
+/// `results.png`: our score per set beside the paper's (zero-shot, Table 11) where it has one.
+fn results_chart(report: &Report, task: &Task) -> Result<Vec<u8>> {
+    let rows: Vec<clip_charts::ResultBar> = report
+        .results
+        .iter()
+        .map(|r| clip_charts::ResultBar { label: format!("{} ({})", r.name, r.metric), ours: r.value, paper: r.paper })
+        .collect();
+    let title = match task {
+        Task::ZeroShot => format!("Zero-shot: {} ({})", report.model, short(&report.weights)),
+        Task::LinearProbe(_) => format!("Linear probe: {} ({})", report.model, short(&report.weights)),
+    };
+    Ok(clip_charts::results(&title, "the paper (Radford et al. 2021, Table 11)", &rows)?)
+}
+
+/// A weights name short enough for a title: a path's last two components.
+fn short(weights: &str) -> String {
+    let parts: Vec<&str> = weights.rsplit('/').take(2).collect();
+    parts.into_iter().rev().collect::<Vec<_>>().join("/")
 }

@@ -14,22 +14,31 @@ use clip_pretrained::open_clip_config::PREPROCESS_METADATA_KEY;
 use clip_pretrained::read_open_clip_config;
 use clip_tensor::safetensors::{read_safetensors_metadata, save_safetensors_with_metadata};
 
+use crate::progress::{Bar, Unit, note};
+
 pub(crate) fn run(input: &Path, output: &Path) -> Result<()> {
+    // Neither step reports progress of its own: a spinner with the elapsed time, then a line each.
+    let mut bar = Bar::new(format!("clip convert: reading {}", input.display()), None, Unit::Count("tensors"));
     let (format, tensors) = read_weights(input).with_context(|| format!("reading {}", input.display()))?;
+    bar.set_position(tensors.len() as u64);
+    bar.finish();
     let inferred = infer_config(&tensors, format.requires_quick_gelu()).ok();
     let image_size = inferred.as_ref().map(|c| c.vision.image_size() as u32);
     let preprocess = known_preprocess(input, format, image_size)?;
     let metadata: BTreeMap<String, String> = preprocess.iter().map(|(json, _)| (PREPROCESS_METADATA_KEY.to_owned(), json.clone())).collect();
     let named: Vec<(&str, &tch::Tensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
+    let mut bar = Bar::new(format!("clip convert: writing {}", output.display()), None, Unit::Count("tensors"));
     save_safetensors_with_metadata(output, &named, &metadata).with_context(|| format!("writing {}", output.display()))?;
-    eprintln!("clip convert: {} ({format:?} layout, {} tensors) -> {}", input.display(), tensors.len(), output.display());
+    bar.set_position(named.len() as u64);
+    bar.finish();
+    note(&format!("clip convert: {} ({format:?} layout, {} tensors) -> {}", input.display(), tensors.len(), output.display()));
     match &preprocess {
-        Some((json, source)) => eprintln!("clip convert: recorded the preprocessing ({source}): {json}"),
-        None => eprintln!("clip convert: no preprocessing known for the input; evaluation will use OpenAI's unless told otherwise"),
+        Some((json, source)) => note(&format!("clip convert: recorded the preprocessing ({source}): {json}")),
+        None => note("clip convert: no preprocessing known for the input; evaluation will use OpenAI's unless told otherwise"),
     }
     // Tell the user which architecture this is, when the OpenAI layout allows inferring it.
     if let Some(config) = inferred {
-        eprintln!("clip convert: architecture as OpenAI's build_model infers it: {config:?}");
+        note(&format!("clip convert: architecture as OpenAI's build_model infers it: {config:?}"));
     }
     Ok(())
 }

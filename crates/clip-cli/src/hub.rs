@@ -1,11 +1,10 @@
 //! The hub as the commands use it: a `clip_hub::Hub` from the environment (`HF_ENDPOINT`,
 //! `HF_TOKEN`, `HF_HUB_CACHE`, `HF_HUB_OFFLINE`, or `--offline`), and what the user sees of
-//! downloads: a bar per file on a terminal (indicatif), one line per file otherwise.
-
-use std::time::{Duration, Instant};
+//! downloads: a bar per file on a terminal, lines otherwise, nothing under `--quiet` (`progress`).
 
 use clip_hub::{Cache, Hub, HubConfig, Progress};
-use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::progress::{self, Bar, Unit};
 
 /// The hub the environment describes; `offline` as `HF_HUB_OFFLINE=1`.
 pub(crate) fn hub(offline: bool) -> Hub {
@@ -14,69 +13,69 @@ pub(crate) fn hub(offline: bool) -> Hub {
     Hub::new(Cache::from_env(), config)
 }
 
-/// Shows downloads as they happen.
+/// Shows downloads as they happen: a bar per file (crate::progress), the file's line at its end.
 pub(crate) struct Downloads {
     who: &'static str,
-    tty: bool,
-    bar: Option<ProgressBar>,
-    file: String,
+    bar: Option<Bar>,
     bytes: u64,
     resumed_from: u64,
-    started: Instant,
 }
 
 impl Downloads {
-    /// Bars on a terminal, plain lines on anything else.
+    /// Downloads shown as `who: fetching FILE …`.
     pub(crate) fn new(who: &'static str) -> Self {
-        use std::io::IsTerminal;
-        Self { who, tty: std::io::stderr().is_terminal(), bar: None, file: String::new(), bytes: 0, resumed_from: 0, started: Instant::now() }
+        Self { who, bar: None, bytes: 0, resumed_from: 0 }
     }
 
     /// A hub progress event.
     pub(crate) fn event(&mut self, event: Progress) {
         match event {
             Progress::Start { file, total, resumed_from } => {
-                (self.file, self.bytes, self.resumed_from, self.started) = (file, resumed_from, resumed_from, Instant::now());
-                if self.tty {
-                    let bar = total.map_or_else(ProgressBar::new_spinner, ProgressBar::new);
-                    bar.set_style(
-                        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
-                            .unwrap_or_else(|_| ProgressStyle::default_bar())
-                            .progress_chars("=> "),
-                    );
-                    bar.set_message(format!("fetching {}", self.file));
-                    bar.set_position(resumed_from);
-                    bar.enable_steady_tick(Duration::from_millis(200));
-                    self.bar = Some(bar);
-                } else {
+                (self.bytes, self.resumed_from) = (resumed_from, resumed_from);
+                let mut bar = Bar::new(format!("{}: fetching {file}", self.who), total, Unit::Bytes);
+                bar.start_at(resumed_from);
+                if progress::mode() == progress::Mode::Lines {
                     let resumed = if resumed_from > 0 { format!(", resuming at {}", human_bytes(resumed_from)) } else { String::new() };
                     let size = total.map_or_else(String::new, |t| format!(" ({}{resumed})", human_bytes(t)));
-                    eprintln!("{}: fetching {}{size}", self.who, self.file);
+                    eprintln!("{}: fetching {file}{size}", self.who);
                 }
+                self.bar = Some(bar);
             }
             Progress::Advance(n) => {
                 self.bytes += n;
-                if let Some(bar) = &self.bar {
+                if let Some(bar) = &mut self.bar {
                     bar.inc(n);
                 }
             }
-            Progress::Retry { attempt, error } => self.line(&format!("connection lost ({error}); retry {attempt}, resuming at {}", human_bytes(self.bytes))),
-            Progress::Waiting { file } => self.line(&format!("waiting for another process fetching {file}")),
-            Progress::Done { file } => {
-                let seconds = self.started.elapsed().as_secs_f64();
-                if let Some(bar) = self.bar.take() {
-                    bar.finish_and_clear();
+            Progress::Retry { attempt, error } => {
+                self.warn(&format!("connection lost ({error}); retry {attempt}, resuming at {}", human_bytes(self.bytes)));
+            }
+            Progress::Waiting { file } => {
+                let text = format!("{}: waiting for another process fetching {file}", self.who);
+                match &self.bar {
+                    Some(bar) => bar.println(&text),
+                    None => progress::note(&text),
                 }
-                eprintln!("{}: fetched {file} ({} in {seconds:.1} s)", self.who, human_bytes(self.bytes - self.resumed_from));
+            }
+            Progress::Done { file } => {
+                let line = |seconds: f64| format!("{}: fetched {file} ({} in {seconds:.1} s)", self.who, human_bytes(self.bytes - self.resumed_from));
+                match self.bar.take() {
+                    Some(mut bar) => {
+                        let text = line(bar.elapsed());
+                        bar.finish_with(&text);
+                    }
+                    None => progress::note(&line(0.0)),
+                }
             }
             Progress::Cached { .. } => {}
         }
     }
 
-    fn line(&self, text: &str) {
+    fn warn(&self, text: &str) {
+        let text = format!("{}: {text}", self.who);
         match &self.bar {
-            Some(bar) => bar.println(format!("{}: {text}", self.who)),
-            None => eprintln!("{}: {text}", self.who),
+            Some(bar) => bar.warn(&text),
+            None => eprintln!("{text}"),
         }
     }
 }

@@ -15,7 +15,9 @@ mod launch;
 mod model;
 mod npy;
 mod parquet;
+mod plot;
 mod pretrained;
+mod progress;
 mod tokenize;
 mod train;
 
@@ -26,6 +28,10 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "clip", version, about = "CLIP in Rust on libtorch: train, embed, evaluate")]
 struct Cli {
+    /// No progress bars, progress lines or notices on stderr; results are still printed, and
+    /// warnings and errors still shown.
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -165,6 +171,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Redraw the curves of training runs from their metrics.jsonl (several runs: overlaid).
+    Plot {
+        /// Run folders (each with a metrics.jsonl).
+        #[arg(required = true, value_name = "RUN")]
+        runs: Vec<std::path::PathBuf>,
+        /// The PNG to write (default for one run: RUN/curves.png; required for several).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Fetch weights (MODEL:TAG, hf-hub:ORG/NAME) or datasets into the cache; runs nothing.
     Pull {
         /// MODEL:TAG (e.g. ViT-B-32:openai) or hf-hub:ORG/NAME.
@@ -294,6 +309,7 @@ impl BenchArgs {
 fn main() -> ExitCode {
     clip_tensor::alloc::retain_freed_memory();
     let cli = Cli::parse();
+    progress::set_quiet(cli.quiet);
     let result = match cli.command {
         Command::BenchData { source, threads, batch_size, seconds, image_size, json } => {
             bench_data::run(&bench_data::Options { source, threads, batch_size, seconds, image_size, json })
@@ -310,6 +326,7 @@ fn main() -> ExitCode {
         }
         Command::Convert { input, output } => convert::run(&input, &output),
         Command::Doctor => doctor::run(),
+        Command::Plot { runs, out } => plot::run(&runs, out.as_deref()),
         Command::Pretrained { model, json } => pretrained::list(model.as_deref(), json),
         Command::Pull { specs, datasets, splits, offline } => pretrained::pull(&specs, &datasets, &splits, offline),
         Command::Embed { spec, random_init, images, texts, source, out, what, part_size, dtype, threads, progress, run } => {

@@ -91,6 +91,13 @@ fn zeroshot_over_registry_builtin_and_custom_sets() {
     let report = results(&out);
     let by_name = |n: &str| report["results"].as_array().unwrap().iter().find(|r| r["name"] == n).unwrap().clone();
     assert_eq!(report["missing"], serde_json::json!(["food101", "no-such-set"]));
+    // Progress off a terminal: a closing line per pass, no bar; results.png: three bars of ours.
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!stderr.contains('\r') && stderr.contains("clip bench-zeroshot: cifar10 test: 23/23 images in "), "{stderr}");
+    let chart = image::open(out.join("results.png")).unwrap().to_rgb8();
+    assert_eq!(chart.dimensions(), (1100, 240 + 64 * 3));
+    let ours = chart.pixels().filter(|p| p.0 == [31, 119, 180]).count();
+    assert!(ours > 3000, "our bars: {ours} pixels");
 
     // CIFAR-10 read natively, scored with the paper's 10 class names and 18 templates: the same
     // top-1 as classifying each image through the library by hand.
@@ -132,8 +139,10 @@ fn zeroshot_over_registry_builtin_and_custom_sets() {
     clip_tensor::safetensors::save_safetensors(planted, &[("classifier", &Tensor::zeros([16, 10], (tch::Kind::Float, Device::Cpu)))]).unwrap();
     std::fs::write(custom.join("zeroshot_classification_templates.txt"), "a {c}.\n").unwrap();
     let datasets = format!("cifar10,{}", custom.display());
-    let run = bench(&s, "bench-zeroshot", &["--data-root", root.to_str().unwrap(), "--datasets", &datasets, "--out", out.to_str().unwrap()]);
+    let run = bench(&s, "bench-zeroshot", &["--quiet", "--data-root", root.to_str().unwrap(), "--datasets", &datasets, "--out", out.to_str().unwrap()]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(String::from_utf8_lossy(&run.stderr), "", "--quiet: nothing on stderr");
+    assert!(String::from_utf8_lossy(&run.stdout).contains("| cifar10 | zeroshot_classification |"), "the results are still printed");
     assert_eq!(results(&out)["results"][0]["mean_per_class_recall"].as_f64(), Some(25.0));
     assert_eq!(std::fs::read_dir(out.join("classifiers")).unwrap().count(), 4);
     let _ = std::fs::remove_dir_all(&s.dir);

@@ -84,27 +84,92 @@ fn last_checkpoint(run: &Path) -> PathBuf {
     run.join("checkpoints").join(name.trim())
 }
 
+/// Pixel size and the share of coloured pixels (lines, bars: not white, grey or black) of a PNG.
+fn png_ink(path: &Path) -> ((u32, u32), f64) {
+    let image = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8();
+    let coloured = image.pixels().filter(|p| p.0.iter().max().unwrap() - p.0.iter().min().unwrap() > 40).count();
+    (image.dimensions(), coloured as f64 / f64::from(image.width() * image.height()))
+}
+
+/// Every scalar of a run's TensorBoard event files, CRCs checked: tag → [(step, value)] in file
+/// order.
+fn tensorboard_scalars(run: &Path) -> std::collections::BTreeMap<String, Vec<(i64, f32)>> {
+    let mut out: std::collections::BTreeMap<String, Vec<(i64, f32)>> = Default::default();
+    let files = clip_train::tensorboard::event_files(&run.join("tensorboard")).unwrap();
+    assert!(!files.is_empty(), "no event files");
+    for file in files {
+        let events = clip_train::tensorboard::read_events(&file).unwrap();
+        assert_eq!(events[0].file_version.as_deref(), Some("brain.Event:2"), "{}", file.display());
+        for event in events {
+            for (tag, value) in event.scalars {
+                out.entry(tag).or_default().push((event.step, value));
+            }
+        }
+    }
+    out
+}
+
+/// The TensorBoard scalars are metrics.jsonl's, each step once, under open_clip's tags.
+fn check_tensorboard(run: &Path, steps: u64) {
+    let scalars = tensorboard_scalars(run);
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let expect = |key: &str| -> Vec<(i64, f32)> {
+        lines.iter().filter(|v| v.get("loss").is_some()).map(|v| (v["step"].as_i64().unwrap(), v[key].as_f64().unwrap() as f32)).collect()
+    };
+    for (tag, key) in [("train/loss", "loss"), ("train/lr", "lr"), ("train/scale", "logit_scale"), ("train/samples_per_second", "samples_per_s"), ("train/skipped_samples", "skipped"), ("train/nonfinite_steps", "nonfinite_steps")] {
+        let (got, want) = (&scalars[tag], expect(key));
+        assert_eq!(got.len() as u64, steps, "{tag}: {got:?}");
+        assert_eq!(got, &want, "{tag}");
+    }
+    let evals: Vec<(i64, f32)> = lines.iter().filter_map(|v| Some((v["step"].as_i64()?, v.get("top1")?["colour"].as_f64()? as f32))).collect();
+    assert!(!evals.is_empty());
+    assert_eq!(scalars["val/colour-zeroshot-val-top1"], evals);
+    assert_eq!(scalars.len(), 7, "{:?}", scalars.keys().collect::<Vec<_>>());
+}
+
 #[test]
 fn a_killed_run_resumes_bitwise_identically() {
     let dir = tempfile::tempdir().unwrap();
     let (whole, killed) = (dir.path().join("whole"), dir.path().join("killed"));
     std::fs::create_dir_all(&whole).unwrap();
     std::fs::create_dir_all(&killed).unwrap();
-    check(train(&setup(&whole, ""), &[]));
+    // The uninterrupted run: curves.png, the summary table and progress lines (stderr is a pipe).
+    let output = check(train(&setup(&whole, ""), &["--set", "eval.every=8"]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains('\r'), "no bar off a terminal: {stderr}");
+    assert!(stderr.contains("clip train: 32/32 steps in "), "the bar's closing line: {stderr}");
+    assert!(stderr.contains("clip train: summary"), "{stderr}");
+    for (key, value) in [("steps", "32"), ("final loss", "."), ("best evaluation", "mean zero-shot top-1"), ("skipped samples", "none"), ("checkpoint", "step-00000032"), ("curves", "curves.png")] {
+        assert!(stderr.lines().any(|l| l.trim_start().starts_with(key) && l.contains(value)), "{key}: {value}: {stderr}");
+    }
+    assert!(stderr.contains("step 16: zero-shot top-1: colour "), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(summary["checkpoint"].as_str().unwrap().ends_with("step-00000032") && summary["best_eval"][1].as_u64().is_some(), "{summary}");
+    let (size, ink) = png_ink(&whole.join("run/curves.png"));
+    assert_eq!(size, (1400, 900));
+    assert!(ink > 0.003, "curves.png has lines: {ink}");
+    assert!(!whole.join("run/loss.png").exists());
+
+    // Killed after steps past its last checkpoint were logged (to TensorBoard too), then resumed.
     let config = setup(&killed, "");
-    let mut child = clip(&["train", "--config", config.to_str().unwrap()]).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let sets = ["--set", "eval.every=8", "--set", "report_to=[\"tensorboard\"]"];
+    let mut child = clip(&["train", "--config", config.to_str().unwrap(), sets[0], sets[1], sets[2], sets[3]]).stderr(std::process::Stdio::null()).spawn().unwrap();
     let marker = killed.join("run/checkpoints/step-00000008");
     let start = Instant::now();
-    while !marker.exists() {
+    while !(marker.exists() && losses(&killed.join("run")).last().is_some_and(|l| l.0 % 8 >= 2)) {
         assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(2));
     }
     // SAFETY: plain signal to our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     child.wait().unwrap();
     let logged = losses(&killed.join("run"));
     assert!(logged.len() < 32, "the run was killed before its end ({} steps logged)", logged.len());
-    let resumed = train(&config, &["--resume", "latest"]);
+    let checkpoint: u64 = last_checkpoint(&killed.join("run")).file_name().unwrap().to_str().unwrap()[5..].parse().unwrap();
+    let before = tensorboard_scalars(&killed.join("run"));
+    assert!(before["train/loss"].iter().any(|s| s.0 as u64 > checkpoint), "steps after checkpoint {checkpoint} were logged before the kill");
+    let resumed = train(&config, &["--resume", "latest", sets[0], sets[1], sets[2], sets[3]]);
     check(resumed);
     let (a, b) = (losses(&whole.join("run")), losses(&killed.join("run")));
     assert_eq!(a.len(), 32);
@@ -116,6 +181,50 @@ fn a_killed_run_resumes_bitwise_identically() {
     for ((name, x), (_, y)) in wa.iter().zip(&wb) {
         assert!(x.equal(y), "{name} differs after resuming");
     }
+    // Two event files, every step once, values as metrics.jsonl; the second opens with the purge.
+    check_tensorboard(&killed.join("run"), 32);
+    let files = clip_train::tensorboard::event_files(&killed.join("run/tensorboard")).unwrap();
+    assert_eq!(files.len(), 2);
+    let second = clip_train::tensorboard::read_events(&files[1]).unwrap();
+    assert!(second[1].session_start && second[1].step as u64 == checkpoint + 1, "{:?}", &second[..2]);
+
+    // clip plot overlays both runs; several runs need --out.
+    let out = dir.path().join("both.png");
+    let plotted = check(clip(&["plot", whole.join("run").to_str().unwrap(), killed.join("run").to_str().unwrap(), "--out", out.to_str().unwrap()]).output().unwrap());
+    assert_eq!(String::from_utf8_lossy(&plotted.stdout).trim(), out.to_str().unwrap());
+    let (size, both) = png_ink(&out);
+    assert!(size == (1400, 900) && both > ink, "{both} vs {ink}");
+    let refused = clip(&["plot", whole.join("run").to_str().unwrap(), killed.join("run").to_str().unwrap()]).output().unwrap();
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("--out"));
+}
+
+/// A CRC32C test vector (RFC 3720's check value) and a damaged record is refused.
+#[test]
+fn tensorboard_records_are_framed_with_masked_crc32c() {
+    let crc = crc_check(b"123456789");
+    assert_eq!(crc, 0xE306_9283);
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = clip_train::tensorboard::EventWriter::create(dir.path(), None).unwrap();
+    writer.scalars(3, &[("train/loss", 2.5), ("train/lr", 1e-3)]).unwrap();
+    let path = writer.path().to_path_buf();
+    drop(writer);
+    let events = clip_train::tensorboard::read_events(&path).unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!((events[1].step, events[1].scalars.clone()), (3, vec![("train/loss".to_owned(), 2.5), ("train/lr".to_owned(), 1e-3f32)]));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n - 8] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = clip_train::tensorboard::read_events(&path).unwrap_err().to_string();
+    assert!(err.contains("data CRC mismatch"), "{err}");
+    // A torn last record (a crash mid-write) is left out, not an error.
+    std::fs::write(&path, &bytes[..n - 3]).unwrap();
+    assert_eq!(clip_train::tensorboard::read_events(&path).unwrap().len(), 1);
+}
+
+/// The unmasked CRC of `bytes`, recovered from the masked one (TFRecord's mask inverted).
+fn crc_check(bytes: &[u8]) -> u32 {
+    clip_train::tensorboard::masked_crc(bytes).wrapping_sub(0xa282_ead8).rotate_left(15)
 }
 
 #[test]
@@ -294,7 +403,8 @@ fn corrupt_samples_are_skipped_and_counted() {
     std::fs::write(dir.path().join("pairs.csv"), rows).unwrap();
     let source = format!("data.source=csv:{}", dir.path().join("pairs.csv").display());
     let config = setup(dir.path(), "");
-    let output = check(train(&config, &["--set", &source, "--set", "data.samples_per_epoch=0", "--set", "optim.epochs=1"]));
+    let output = check(train(&config, &["--quiet", "--set", &source, "--set", "data.samples_per_epoch=0", "--set", "optim.epochs=1"]));
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "", "--quiet: nothing on stderr");
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(summary["steps"], 20);
     let end = end_line(&dir.path().join("run"));
