@@ -14,7 +14,7 @@ use clip_tokenizer::TextTokenizer;
 use tch::{Device, Tensor};
 
 use crate::features::{FeatureKind, Features, extract};
-use crate::linear_probe::{ProbeConfig, fit, search_lambda};
+use crate::linear_probe::{ProbeConfig, fit, fit_multilabel, search_lambda, search_lambda_multilabel};
 use crate::metrics::{classification_scores, map_11point, mean_average_precision};
 use crate::registry::{DatasetInfo, Metric, datasets, find};
 use crate::zeroshot::ClassifierCache;
@@ -369,6 +369,8 @@ pub struct ProbeData {
     pub classes: i64,
     /// Layout the data was read from.
     pub format: &'static str,
+    /// Labels are `[n, classes]` target vectors: the one-vs-rest probe, scored by 11-point mAP.
+    pub multilabel: bool,
 }
 
 /// Features for the paper's linear probe on `target`: before the projection (ViTs), for train,
@@ -384,9 +386,7 @@ pub fn probe_data(
     let open = |split: &str| open_split(target, split, size);
     let train_split = open("train")?.ok_or_else(|| Error::Task("no train split (the probe needs one)".into()))?;
     let test_split = open("test")?.ok_or_else(|| Error::Task("no test split".into()))?;
-    if test_split.multilabel {
-        return Err(Error::Task("the linear probe takes single-label sets; this one is multi-label".into()));
-    }
+    let multilabel = test_split.multilabel;
     let classes = test_split.classes.len() as i64;
     let format = test_split.format;
     let kind = FeatureKind::Unprojected;
@@ -420,7 +420,7 @@ pub fn probe_data(
         }
     };
     let test = features_of(model, target, test_split, "test", kind, options, progress)?;
-    Ok(ProbeData { train, validation, test, validation_source, classes, format })
+    Ok(ProbeData { train, validation, test, validation_source, classes, format, multilabel })
 }
 
 /// The paper's linear probe on prepared features: λ searched on validation, refitted on train +
@@ -432,6 +432,9 @@ pub fn linear_probe(
     probe: &ProbeOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<DatasetResult> {
+    if data.multilabel {
+        return multilabel_probe(name, data, probe, progress);
+    }
     let ProbeData { train, validation, test, classes, .. } = data;
     let classes = *classes;
     let score = |scores: &Tensor, labels: &Tensor| classification_scores(scores, labels, metric).map_or(f64::NAN, |s| s.value);
@@ -459,19 +462,48 @@ pub fn linear_probe(
         }
         few_shot.push(FewShot::new(k, values));
     }
-    let mut result = DatasetResult::new(name, "linear_probe", metric.name(), &scores, test.labels.size()[0] as u64);
-    result.skipped = test.skipped.samples();
+    let result = DatasetResult::new(name, "linear_probe", metric.name(), &scores, test.labels.size()[0] as u64);
+    Ok(with_probe_details(result, data, trials, search_seconds, few_shot))
+}
+
+/// `result` with the probe's settings and search attached.
+fn with_probe_details(mut result: DatasetResult, data: &ProbeData, trials: Vec<crate::linear_probe::Trial>, search_seconds: f64, few_shot: Vec<FewShot>) -> DatasetResult {
+    let lambda = trials[0].lambda;
+    result.task = "linear_probe".into();
+    result.skipped = data.test.skipped.samples();
     result.format = data.format.into();
     result.probe = Some(ProbeDetails {
         lambda,
         c: 1.0 / lambda,
         validation: data.validation_source.clone(),
-        train_samples: train.labels.size()[0] as u64,
-        validation_samples: validation.labels.size()[0] as u64,
+        train_samples: data.train.labels.size()[0] as u64,
+        validation_samples: data.validation.labels.size()[0] as u64,
         search_seconds,
         trials,
         few_shot,
         zeroshot: None,
     });
-    Ok(result)
+    result
+}
+
+/// The linear probe of a multi-label set (VOC2007): one-vs-rest logistic regression, λ searched
+/// on validation 11-point mAP, refitted on train + validation, scored on test by 11-point mAP
+/// (targets below 0, VOC's "difficult", ignored) with CLIP_benchmark's plain mAP beside it. No
+/// few-shot probes: k examples per class is not defined when an image holds several classes.
+fn multilabel_probe(name: String, data: &ProbeData, probe: &ProbeOptions, progress: &mut dyn FnMut(Progress)) -> Result<DatasetResult> {
+    let ProbeData { train, validation, test, .. } = data;
+    let score = |scores: &Tensor, targets: &Tensor| map_11point(scores, targets).unwrap_or(f64::NAN);
+    progress(Progress::Fit { what: "λ search (one-vs-rest)".into() });
+    let started = std::time::Instant::now();
+    let trials = search_lambda_multilabel((&train.features, &train.labels), (&validation.features, &validation.labels), &probe.solver, &score)?;
+    let search_seconds = started.elapsed().as_secs_f64();
+    let lambda = trials[0].lambda;
+    progress(Progress::Fit { what: format!("refit on train + validation at λ = {lambda:.3e}") });
+    let all_x = Tensor::cat(&[&train.features, &validation.features], 0);
+    let all_y = Tensor::cat(&[&train.labels, &validation.labels], 0);
+    let fitted = fit_multilabel(&all_x, &all_y, lambda, None, &probe.solver)?;
+    let scores = fitted.scores(&test.features);
+    let samples = test.labels.size()[0] as u64;
+    let result = DatasetResult::multilabel(name, map_11point(&scores, &test.labels)?, mean_average_precision(&scores, &test.labels.clamp_min(0.0))?, samples);
+    Ok(with_probe_details(result, data, trials, search_seconds, Vec::new()))
 }
