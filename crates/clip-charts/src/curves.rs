@@ -105,7 +105,7 @@ pub fn curves(runs: &[RunCurves]) -> Result<Vec<u8>> {
         let root = BitMapBackend::with_buffer(&mut buffer, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(draw_err)?;
         let title = match runs {
-            [one] => format!("Training run {}", one.name),
+            [one] => format!("Training run: {}", one.name),
             _ => format!("Training runs: {}", runs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")),
         };
         let root = root.titled(&title, (FAMILY, 28)).map_err(draw_err)?;
