@@ -7,6 +7,7 @@
 //! - [`metrics`]: accuracy, mean per-class recall, 11-point mAP, ROC AUC, recall@k;
 //! - [`retrieval`]: zero-shot image-text retrieval, recall@k both ways;
 //! - [`report`]: results as JSON, Markdown and CSV;
+//! - [`robustness`]: ImageNet against its natural distribution shifts, averaged (§3.3);
 //! - [`suite`]: which sets to evaluate and their features, for the benchmark commands.
 
 pub mod features;
@@ -16,6 +17,7 @@ pub mod metrics;
 pub mod registry;
 pub mod report;
 pub mod retrieval;
+pub mod robustness;
 pub mod suite;
 pub mod zeroshot;
 

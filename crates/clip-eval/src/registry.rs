@@ -1,8 +1,10 @@
 //! The paper's 27 zero-shot datasets (Table 9): class names and prompt templates as the paper used
 //! them (openai/CLIP `data/prompts.md` and the ImageNet notebook), the metric the paper reports for
 //! each, split sizes, the paper's zero-shot numbers (Table 11) for five models, and where
-//! CLIP_benchmark keeps a copy on the Hugging Face hub. The data is `data/datasets.json`, written
-//! by `scripts/gen_registry.py`.
+//! CLIP_benchmark keeps a copy on the Hugging Face hub. Then the five natural distribution shifts
+//! of the robustness study (§3.3; [`ROBUSTNESS`]) as CLIP_benchmark defines them: ImageNet's
+//! classes and 80 templates, the 200-class subsets of ImageNet-R and -A, ObjectNet's 113 classes
+//! named by its data. The data is `data/datasets.json`, written by `scripts/gen_registry.py`.
 //!
 //! Hub names: CLIP_benchmark's `wds/<name>` is the dataset repo `clip-benchmark/wds_<name with /
 //! replaced by ->` (`wds/vtab/cifar10` is `clip-benchmark/wds_vtab-cifar10`). Each `hub_repo` was
@@ -71,6 +73,23 @@ pub struct DatasetInfo {
     pub templates: Vec<String>,
     /// The paper's zero-shot score (percent) by model name (open_clip spelling).
     pub paper_zeroshot: std::collections::BTreeMap<String, f64>,
+    /// One of the natural distribution shifts of the paper's robustness study (§3.3), outside
+    /// Table 9.
+    #[serde(default)]
+    pub robustness: bool,
+    /// The ImageNet-1k index of each class where the set is scored over a subset of ImageNet's
+    /// classes (ImageNet-R and -A: CLIP_benchmark's 200-class masks, in ImageNet order); empty
+    /// otherwise.
+    #[serde(default)]
+    pub imagenet_classes: Vec<usize>,
+    /// Where `classes` is empty: the set's class names come from its own data (`classnames.txt`),
+    /// which must list this many (ObjectNet's 113 ImageNet-overlapping classes, whose ImageNet
+    /// mapping ships with the dataset, not with CLIP_benchmark).
+    #[serde(default)]
+    pub classes_in_data: Option<usize>,
+    /// Where the paper numbers come from, when not Table 11 (and whether they were checked).
+    #[serde(default)]
+    pub paper_note: Option<String>,
 }
 
 impl DatasetInfo {
@@ -94,6 +113,10 @@ impl DatasetInfo {
     }
 }
 
+/// `--datasets robustness`: ImageNet and the five natural distribution shifts of the paper's
+/// robustness study, ImageNet first.
+pub const ROBUSTNESS: [&str; 6] = ["imagenet1k", "imagenetv2", "imagenet_sketch", "imagenet-r", "imagenet-a", "objectnet"];
+
 /// The hub organisation holding CLIP_benchmark's WebDataset copies.
 pub const HUB_ORG: &str = "clip-benchmark";
 
@@ -115,7 +138,7 @@ pub fn find_hub_repo(repo: &str) -> Option<&'static DatasetInfo> {
     datasets().iter().find(|d| d.hub_repo.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(repo)))
 }
 
-/// Every dataset, in the paper's Table 9 order.
+/// Every dataset: the paper's Table 9 order, then the robustness sets.
 pub fn datasets() -> &'static [DatasetInfo] {
     static REGISTRY: OnceLock<Vec<DatasetInfo>> = OnceLock::new();
     REGISTRY.get_or_init(|| {

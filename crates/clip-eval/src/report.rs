@@ -13,6 +13,7 @@ use crate::registry::{datasets, find_hub_repo};
 use crate::linear_probe::Trial;
 use crate::metrics::ClassificationScores;
 use crate::retrieval::RetrievalScores;
+use crate::robustness::Robustness;
 
 /// Few-shot probes at one k: the test score over seeds.
 #[derive(Debug, Clone, Serialize)]
@@ -153,8 +154,9 @@ impl DatasetResult {
     }
 }
 
-/// Everything one benchmark run produced.
-#[derive(Debug, Clone, Serialize)]
+/// Everything one benchmark run produced. Its JSON adds `robustness`, the summary of the
+/// robustness study ([`Robustness::of`]) where the run has ImageNet and a shifted set.
+#[derive(Debug, Clone)]
 pub struct Report {
     /// The model's name or config file.
     pub model: String,
@@ -166,6 +168,23 @@ pub struct Report {
     pub missing: Vec<String>,
     /// Sets found but not evaluated, and why.
     pub failed: Vec<(String, String)>,
+}
+
+impl Serialize for Report {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let robustness = Robustness::of(&self.results);
+        let mut s = serializer.serialize_struct("Report", 5 + usize::from(robustness.is_some()))?;
+        s.serialize_field("model", &self.model)?;
+        s.serialize_field("weights", &self.weights)?;
+        s.serialize_field("results", &self.results)?;
+        s.serialize_field("missing", &self.missing)?;
+        s.serialize_field("failed", &self.failed)?;
+        if let Some(r) = &robustness {
+            s.serialize_field("robustness", r)?;
+        }
+        s.end()
+    }
 }
 
 fn cell(v: Option<f64>) -> String {
@@ -207,6 +226,9 @@ impl Report {
         for r in self.results.iter().filter(|r| !r.scores.is_empty()) {
             let parts: Vec<String> = r.scores.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
             out += &format!("\n{}: {}\n", r.name, parts.join(", "));
+        }
+        if let Some(r) = Robustness::of(&self.results) {
+            out += &r.markdown();
         }
         if !self.missing.is_empty() {
             out += &format!("\nNot found under the data root: {}\n", self.missing.join(", "));

@@ -82,7 +82,8 @@ fn registry_dir(root: &Path, info: &DatasetInfo) -> Option<PathBuf> {
 }
 
 /// What `--datasets` named, resolved: targets found, and names not found (listed, not errors).
-/// An empty list means every built-in task plus every registry dataset under `root`.
+/// An empty list means every built-in task plus every registry dataset under `root`; `robustness`
+/// means ImageNet and its five shifted sets ([`crate::registry::ROBUSTNESS`]).
 pub fn resolve(root: &Path, names: &[String]) -> (Vec<Target>, Vec<String>) {
     let (mut found, mut missing) = (Vec::new(), Vec::new());
     if names.is_empty() {
@@ -101,6 +102,14 @@ pub fn resolve(root: &Path, names: &[String]) -> (Vec<Target>, Vec<String>) {
             found.extend(BuiltinTask::ALL.map(Target::Builtin));
         } else if let Some(task) = name.strip_prefix("builtin/").and_then(|t| BuiltinTask::ALL.into_iter().find(|b| b.name() == t)) {
             found.push(Target::Builtin(task));
+        } else if name == "robustness" {
+            for set in crate::registry::ROBUSTNESS {
+                let info = find(set).expect("the robustness sets are in the registry");
+                match registry_dir(root, info) {
+                    Some(dir) => found.push(Target::Registry(info, dir)),
+                    None => missing.push(set.to_owned()),
+                }
+            }
         } else if let Some(info) = find(name) {
             match registry_dir(root, info) {
                 Some(dir) => found.push(Target::Registry(info, dir)),
@@ -182,16 +191,13 @@ pub fn open_split(target: &Target, split: &str, image_size: u32) -> Result<Optio
         }
         Target::Registry(info, dir) => {
             let Some(LabelledSplit { source, classes, format, multilabel }) = open_labelled(dir, split)? else { return Ok(None) };
-            if classes.classnames.len() != info.classes.len() {
-                return Err(Error::Task(format!(
-                    "{}: {} classes on disk, but {} has {}",
-                    dir.display(),
-                    classes.classnames.len(),
-                    info.name,
-                    info.classes.len()
-                )));
+            // ObjectNet names its classes in its data; every other set by the registry.
+            let expected = info.classes_in_data.unwrap_or(info.classes.len());
+            if classes.classnames.len() != expected {
+                return Err(Error::Task(format!("{}: {} classes on disk, but {} has {expected}", dir.display(), classes.classnames.len(), info.name)));
             }
-            Ok(Some(OpenedSplit { source, classes: info.classes.clone(), templates: info.templates.clone(), format, multilabel }))
+            let class_names = if info.classes.is_empty() { names(classes) } else { info.classes.clone() };
+            Ok(Some(OpenedSplit { source, classes: class_names, templates: info.templates.clone(), format, multilabel }))
         }
         Target::Retrieval(dir) => Err(Error::Task(format!("{} is a retrieval set, not a classification set", dir.display()))),
         Target::Custom(dir) => {
