@@ -434,3 +434,100 @@ fn fine_tuning_starts_from_a_hub_model_and_records_its_preprocessing() {
     ok(w.embed("hf-hub:test/tiny-hub", "base.npy").output().unwrap());
     assert_ne!(read_npy(&w.dir.join("tuned.npy")).2, read_npy(&w.dir.join("base.npy")).2);
 }
+
+/// `benchmark_dataset` with these class names (its four photos labelled 0 and 1).
+fn named_benchmark_dataset(dir: &Path, images: &Path, classnames: &[String]) {
+    benchmark_dataset(dir, images);
+    std::fs::write(dir.join("classnames.txt"), classnames.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn the_robustness_sets_resolve_from_the_hub_and_a_data_root_with_their_class_subsets() {
+    let w = World::new("robustness");
+    let images = w.dir.join("images");
+    let registry = |name: &str| clip_eval::registry::find(name).unwrap().classnames();
+    // ImageNet-R from CLIP_benchmark's repo on the hub; ImageNet-A and ObjectNet under the data root.
+    named_benchmark_dataset(&w.dir.join("hub/datasets/clip-benchmark/wds_imagenet-r"), &images, &registry("imagenet-r"));
+    let root = w.dir.join("data");
+    named_benchmark_dataset(&root.join("imagenet-a"), &images, &registry("imagenet-a"));
+    let objectnet: Vec<String> = (0..113).map(|i| format!("object {i}")).collect();
+    named_benchmark_dataset(&root.join("wds_objectnet"), &images, &objectnet);
+    let bench = |out: &str, datasets: &str| -> serde_json::Value {
+        let mut command = w.clip(&["bench-zeroshot", "--model", "hf-hub:test/tiny-hub", "--device", "cpu", "--threads", "1", "--datasets", datasets]);
+        ok(command.arg("--out").arg(w.dir.join(out)).arg("--data-root").arg(&root).output().unwrap());
+        serde_json::from_str(&std::fs::read_to_string(w.dir.join(out).join("results.json")).unwrap()).unwrap()
+    };
+    let report = bench("out", "robustness");
+    let result = |name: &str| report["results"].as_array().unwrap().iter().find(|r| r["name"] == name).cloned();
+    for name in ["imagenet-r", "imagenet-a", "objectnet"] {
+        let r = result(name).unwrap_or_else(|| panic!("{name} not evaluated: {report}"));
+        assert_eq!((r["task"].as_str(), r["samples"].as_u64()), (Some("zeroshot_classification"), Some(4)), "{name}: {report}");
+    }
+    // The sets neither place has are listed, not fatal; without ImageNet there is no summary.
+    let missing: Vec<&str> = report["missing"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    assert_eq!(missing, ["imagenet1k", "imagenetv2", "imagenet_sketch"], "{report}");
+    assert!(report.get("robustness").is_none(), "{report}");
+    assert!(w.hub.bytes_served("datasets/clip-benchmark/wds_imagenet-r/test/1.tar") > 0, "{:?}", w.hub.log());
+    // A copy of ImageNet-A with all 1000 classes is refused: it is scored over its 200.
+    named_benchmark_dataset(&root.join("imagenet-a"), &images, &registry("imagenet1k"));
+    let report = bench("out-1000", "imagenet-a");
+    let failed = report["failed"].to_string();
+    assert!(failed.contains("1000 classes on disk, but imagenet-a has 200"), "{report}");
+}
+
+/// A `.npy` file of one little-endian f32 vector.
+fn npy_vector(values: &[f32]) -> Vec<u8> {
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}", values.len());
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header.as_bytes());
+    out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    out
+}
+
+#[test]
+fn voc2007_from_the_hub_takes_the_one_vs_rest_probe() {
+    let w = World::new("voc");
+    let repo = w.dir.join("hub/datasets/clip-benchmark/wds_voc2007_multilabel");
+    let classes = clip_eval::registry::find("voc2007").unwrap().classnames();
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("classnames.txt"), classes.join("\n") + "\n").unwrap();
+    std::fs::write(repo.join("dataset_type.txt"), "multilabel\n").unwrap();
+    // Each photo holds two classes; "cat" (7) in the two cat-like photos.
+    let targets = [("chelsea.png", [7, 14]), ("rocket.jpg", [0, 18]), ("coffee.png", [7, 4]), ("camera.png", [19, 14])];
+    for split in ["train", "test"] {
+        let staging = w.dir.join(format!("staging-{split}"));
+        std::fs::create_dir_all(&staging).unwrap();
+        let mut members = Vec::new();
+        for (i, (photo, positive)) in targets.iter().enumerate() {
+            let key = format!("s{i:07}");
+            let ext = Path::new(photo).extension().unwrap().to_str().unwrap();
+            std::fs::copy(w.dir.join("images").join(photo), staging.join(format!("{key}.{ext}"))).unwrap();
+            let mut vector = vec![0f32; classes.len()];
+            positive.iter().for_each(|&c| vector[c] = 1.0);
+            std::fs::write(staging.join(format!("{key}.npy")), npy_vector(&vector)).unwrap();
+            members.extend([format!("{key}.{ext}"), format!("{key}.npy")]);
+        }
+        std::fs::create_dir_all(repo.join(split)).unwrap();
+        std::fs::write(repo.join(split).join("nshards.txt"), "1\n").unwrap();
+        let status = Command::new("tar").arg("-cf").arg(repo.join(split).join("0.tar")).arg("-C").arg(&staging).args(&members).status().unwrap();
+        assert!(status.success());
+    }
+    let out = w.dir.join("out");
+    let mut command = w.clip(&["bench-linear-probe", "--model", "hf-hub:test/tiny-hub", "--device", "cpu", "--threads", "1", "--datasets", "voc2007", "--few-shot", "0"]);
+    ok(command.arg("--out").arg(&out).arg("--data-root").arg(w.dir.join("no-data")).output().unwrap());
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let r = &report["results"][0];
+    assert_eq!((r["name"].as_str(), r["task"].as_str(), r["metric"].as_str()), (Some("voc2007"), Some("linear_probe"), Some("map_11point")), "{report}");
+    assert_eq!(r["samples"].as_u64(), Some(4), "{report}");
+    let value = r["value"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&value) && r["scores"]["mean_average_precision"].is_number(), "{report}");
+    // The λ search ran the paper's plan (seven starts at least) on the held-out fifth of train.
+    let probe = &r["probe"];
+    assert!(probe["trials"].as_array().unwrap().len() >= 7, "{report}");
+    assert_eq!((probe["train_samples"].as_u64(), probe["validation_samples"].as_u64()), (Some(3), Some(1)), "{report}");
+}
