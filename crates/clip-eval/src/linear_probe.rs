@@ -125,7 +125,8 @@ fn minimise(objective: &dyn Objective, mut w: Tensor, config: &ProbeConfig) -> R
     let (mut f, mut g) = objective.value_and_gradient(&w)?;
     let mut active = vec![true; blocks];
     // Curvature pairs (s, y, ρ); a block that kept no pair at some step has zero rows and ρ = 0.
-    let mut pairs: std::collections::VecDeque<(Tensor, Tensor, Vec<f64>)> = std::collections::VecDeque::new();
+    // ρ is a `[blocks, 1]` column, so the two-loop recursion stays in tensor operations.
+    let mut pairs: std::collections::VecDeque<(Tensor, Tensor, Tensor)> = std::collections::VecDeque::new();
     // s·y / y·y of each block's latest pair: the initial Hessian scale.
     let mut gamma: Vec<Option<f64>> = vec![None; blocks];
     let mut iterations = 0;
@@ -143,16 +144,17 @@ fn minimise(objective: &dyn Objective, mut w: Tensor, config: &ProbeConfig) -> R
         // Two-loop recursion: d = -H·g with H built from the stored curvature pairs.
         let mut q = g.copy();
         let mut alphas = Vec::with_capacity(pairs.len());
+        let kind = g.kind();
         for (s, y, rho) in pairs.iter().rev() {
-            let a: Vec<f64> = row_dots(s, &q)?.iter().zip(rho).map(|(d, r)| d * r).collect();
-            q -= y * column(&a, y);
+            let a = (s * &q).sum_dim_intlist(1, true, kind) * rho;
+            q -= y * &a;
             alphas.push(a);
         }
         let scale: Vec<f64> = gamma.iter().zip(&steepest).map(|(g, s)| g.unwrap_or(*s)).collect();
         let mut d = &q * column(&scale, &q);
         for ((s, y, rho), a) in pairs.iter().zip(alphas.iter().rev()) {
-            let b: Vec<f64> = row_dots(y, &d)?.iter().zip(rho).zip(a).map(|((d, r), a)| a - d * r).collect();
-            d += s * column(&b, s);
+            let b = (y * &d).sum_dim_intlist(1, true, kind) * rho;
+            d += s * (a - b);
         }
         let mut d = -d * column(&on, &g);
         let mut slope = row_dots(&g, &d)?;
@@ -161,10 +163,11 @@ fn minimise(objective: &dyn Objective, mut w: Tensor, config: &ProbeConfig) -> R
             // Not a descent direction (curvature lost to rounding): those blocks forget their
             // pairs and take the steepest descent.
             let keep: Vec<f64> = lost.iter().map(|&l| f64::from(u8::from(!l))).collect();
+            let keep_column = column(&keep, &g);
             for (s, y, rho) in pairs.iter_mut() {
-                *s *= column(&keep, s);
-                *y *= column(&keep, y);
-                rho.iter_mut().zip(&keep).for_each(|(r, k)| *r *= k);
+                *s *= &keep_column;
+                *y *= &keep_column;
+                *rho *= &keep_column;
             }
             let restart: Vec<f64> = (0..blocks).map(|b| if lost[b] { steepest[b] } else { 0.0 }).collect();
             (0..blocks).filter(|&b| lost[b]).for_each(|b| gamma[b] = None);
@@ -208,7 +211,8 @@ fn minimise(objective: &dyn Objective, mut w: Tensor, config: &ProbeConfig) -> R
         if good.contains(&1.0) {
             let rho: Vec<f64> = (0..blocks).map(|b| good[b] / sy[b]).collect();
             (0..blocks).filter(|&b| good[b] > 0.0).for_each(|b| gamma[b] = Some(sy[b] / yy[b]));
-            pairs.push_back((&s * column(&good, &s), &y * column(&good, &y), rho));
+            let good = column(&good, &s);
+            pairs.push_back((&s * &good, &y * &good, column(&rho, &s)));
             if pairs.len() > config.history {
                 pairs.pop_front();
             }
