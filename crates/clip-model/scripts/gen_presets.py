@@ -32,7 +32,9 @@ OWN_VIT_KEYS = {"image_size", "layers", "width", "patch_size", "head_width", "ml
                 "output_tokens", "act_kwargs", "norm_kwargs"}
 TIMM_KEYS = {"timm_model_name", "timm_model_pretrained", "timm_pool", "timm_proj", "timm_proj_bias", "timm_drop",
              "timm_drop_path"}
-VISION_KEYS = OWN_VIT_KEYS | TIMM_KEYS
+# Read by both ViT families (open_clip's PatchDropout, timm's patch_drop_rate); refused when non-zero for a ResNet.
+SHARED_VISION_KEYS = {"patch_dropout"}
+VISION_KEYS = OWN_VIT_KEYS | TIMM_KEYS | SHARED_VISION_KEYS
 TEXT_KEYS = {"context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio", "no_causal_mask", "pool_type",
              "eos_id", "pad_id", "proj_type", "proj_bias", "embed_cls", "ls_init_value", "output_tokens", "act_kwargs",
              "norm_kwargs", "hf_tokenizer_name", "tokenizer_kwargs"}
@@ -75,6 +77,8 @@ def kwargs_refusals(section, config, quick_gelu):
 
 def vision_refusals(v, embed_dim, quick_gelu):
     out = [f"vision_cfg.{k}: not an option clip-model reads" for k in sorted(set(v) - VISION_KEYS)]
+    if not 0 <= (v.get("patch_dropout") or 0) < 1:
+        out.append("vision_cfg.patch_dropout: not in [0, 1)")
     name = v.get("timm_model_name")
     if name is not None:
         out += [f"vision_cfg.{k}: not read for a timm tower" for k in sorted(set(v) & NOT_FOR_TIMM)]
@@ -118,6 +122,8 @@ def vision_refusals(v, embed_dim, quick_gelu):
         out += kwargs_refusals("vision_cfg", v, quick_gelu)
     elif isinstance(layers, list) and len(layers) == 4:
         out += [f"vision_cfg.{k}: not read for a ModifiedResNet" for k in sorted(set(v) & NOT_FOR_RESNET)]
+        if v.get("patch_dropout") not in (None, 0):
+            out.append("vision_cfg.patch_dropout: a ModifiedResNet has no patch tokens")
         if v.get("mlp_ratio", 4.0) != 4.0:
             out.append("vision_cfg.mlp_ratio: not read for a ModifiedResNet")
         if v.get("patch_size") is not None:

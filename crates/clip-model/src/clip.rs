@@ -63,12 +63,25 @@ impl ClipModel {
         }
     }
 
-    /// Image embeddings, `[b, embed_dim]`, not normalised.
+    /// Image embeddings, `[b, embed_dim]`, not normalised. Every patch is used (no patch
+    /// dropout): what evaluation and embedding read.
     pub fn encode_image(&self, images: &Tensor) -> Tensor {
+        self.encode_image_with(images, None)
+    }
+
+    /// Image embeddings from the class token and the `kept` patches only (`[b, k]` indices,
+    /// drawn by [`crate::patch_dropout::draw_kept`] in training); `None`: [`Self::encode_image`].
+    ///
+    /// # Panics
+    /// With `kept` for a ModifiedResNet, which has no patch tokens.
+    pub fn encode_image_with(&self, images: &Tensor, kept: Option<&Tensor>) -> Tensor {
         match &self.visual {
-            Visual::Vit(v) => v.forward(images),
-            Visual::ResNet(r) => r.forward(images),
-            Visual::TimmVit(t) => t.forward(images),
+            Visual::Vit(v) => v.forward_with(images, kept),
+            Visual::ResNet(r) => {
+                assert!(kept.is_none(), "a ModifiedResNet has no patch tokens to drop");
+                r.forward(images)
+            }
+            Visual::TimmVit(t) => t.forward_with(images, kept),
         }
     }
 
@@ -109,8 +122,14 @@ impl ClipModel {
 
     /// Normalised image and text features and `logit_scale.exp()`.
     pub fn forward(&self, images: &Tensor, ids: &Tensor) -> ClipOutput {
+        self.forward_with(images, ids, None)
+    }
+
+    /// [`Self::forward`] with the image tower on the `kept` patches only
+    /// ([`Self::encode_image_with`]): a training step with patch dropout.
+    pub fn forward_with(&self, images: &Tensor, ids: &Tensor, kept: Option<&Tensor>) -> ClipOutput {
         ClipOutput {
-            image_features: l2_normalize(&self.encode_image(images)),
+            image_features: l2_normalize(&self.encode_image_with(images, kept)),
             text_features: l2_normalize(&self.encode_text(ids)),
             logit_scale: self.logit_scale.exp(),
         }

@@ -60,6 +60,40 @@ impl VisionConfig {
             Self::TimmVit(c) => c.image_size,
         }
     }
+
+    /// The fraction of patch tokens dropped in training (0 for a ModifiedResNet, which has none).
+    pub fn patch_dropout(&self) -> f64 {
+        match self {
+            Self::Vit(c) => c.patch_dropout,
+            Self::ResNet(_) => 0.0,
+            Self::TimmVit(c) => c.patch_dropout,
+        }
+    }
+
+    /// Sets the training-time patch dropout (open_clip's `force_patch_dropout`); an error for a
+    /// ModifiedResNet, or outside `[0, 1)`.
+    pub fn set_patch_dropout(&mut self, p: f64) -> Result<()> {
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::Config(format!("patch_dropout must be in [0, 1), got {p}")));
+        }
+        match self {
+            Self::Vit(c) => c.patch_dropout = p,
+            Self::TimmVit(c) => c.patch_dropout = p,
+            Self::ResNet(_) if p == 0.0 => {}
+            Self::ResNet(_) => return Err(Error::Config("patch_dropout: a ModifiedResNet has no patch tokens to drop".into())),
+        }
+        Ok(())
+    }
+
+    /// The tokens patch dropout chooses among (the patches; a ViT's class token is always kept),
+    /// `None` for a ModifiedResNet.
+    pub fn patch_tokens(&self) -> Option<i64> {
+        match self {
+            Self::Vit(c) => Some((c.image_size / c.patch_size).pow(2)),
+            Self::ResNet(_) => None,
+            Self::TimmVit(c) => Some((c.image_size / c.patch_size).pow(2)),
+        }
+    }
 }
 
 /// GELU's form, open_clip's `act_kwargs` (`{"approximate": "tanh"}`: SigLIP2's text tower).
@@ -123,6 +157,9 @@ pub struct VitConfig {
     pub norm_eps: f64,
     /// GELU's form (`act_kwargs`).
     pub gelu: GeluApproximate,
+    /// The fraction of patch tokens dropped in training (`patch_dropout`, FLIP): the class token
+    /// and `max(1, ⌊patches · (1 − p)⌋)` patches are kept; 0: off. Inference never drops.
+    pub patch_dropout: f64,
 }
 
 impl Default for VitConfig {
@@ -143,6 +180,7 @@ impl Default for VitConfig {
             output_tokens: false,
             norm_eps: 1e-5,
             gelu: GeluApproximate::None,
+            patch_dropout: 0.0,
         }
     }
 }
@@ -184,6 +222,9 @@ pub struct TimmVitConfig {
     /// open_clip's head dropout `timm_drop`: with `timm_proj: "none"` there is no head, and open_clip
     /// builds no dropout layer for it, so the value is only kept.
     pub timm_drop: f64,
+    /// The fraction of patch tokens dropped in training (`patch_dropout`, passed to timm as
+    /// `patch_drop_rate`; there is no class token, so every token may be dropped); 0: off.
+    pub patch_dropout: f64,
 }
 
 /// Which token's features the text tower pools (`text_cfg.pool_type`).
@@ -365,6 +406,7 @@ struct RawVision {
     output_tokens: Option<bool>,
     act_kwargs: Option<RawActKwargs>,
     norm_kwargs: Option<RawNormKwargs>,
+    patch_dropout: Option<f64>,
     timm_model_name: Option<String>,
     timm_model_pretrained: Option<bool>,
     timm_pool: Option<String>,
@@ -514,6 +556,7 @@ fn timm_vision(v: RawVision, name: String) -> Result<VisionConfig> {
         return Err(Error::Config("vision_cfg.timm_drop_path: stochastic depth is not built here (0 or null)".into()));
     }
     c.timm_drop = v.timm_drop.unwrap_or(0.0);
+    c.patch_dropout = patch_dropout_of(v.patch_dropout)?;
     if !(0.0..1.0).contains(&c.timm_drop) {
         return Err(Error::Config(format!("vision_cfg.timm_drop must be in [0, 1), got {}", c.timm_drop)));
     }
@@ -582,6 +625,7 @@ fn open_clip_vision(v: RawVision, quick_gelu: bool) -> Result<VisionConfig> {
                 output_tokens: v.output_tokens.unwrap_or(false),
                 norm_eps: eps_of("vision_cfg", v.norm_kwargs, defaults.norm_eps)?,
                 gelu: gelu_of("vision_cfg", v.act_kwargs, quick_gelu)?,
+                patch_dropout: patch_dropout_of(v.patch_dropout)?,
             }))
         }
         RawLayers::ResNet(layers) => {
@@ -597,6 +641,8 @@ fn open_clip_vision(v: RawVision, quick_gelu: bool) -> Result<VisionConfig> {
                 ("output_tokens", v.output_tokens.is_some()),
                 ("act_kwargs", v.act_kwargs.is_some()),
                 ("norm_kwargs", v.norm_kwargs.is_some()),
+                // open_clip's ModifiedResNet has no tokens to drop (it ignores the key).
+                ("patch_dropout", v.patch_dropout.is_some_and(|p| p != 0.0)),
             ])?;
             if v.patch_size.is_some() {
                 return Err(Error::Config("vision_cfg.patch_size must be null for a ModifiedResNet".into()));
@@ -608,6 +654,14 @@ fn open_clip_vision(v: RawVision, quick_gelu: bool) -> Result<VisionConfig> {
             divides("vision_cfg.width · 32 over head_width", head_width, width * 32)?;
             Ok(VisionConfig::ResNet(ResNetConfig { image_size, layers, width, heads: width * 32 / head_width }))
         }
+    }
+}
+
+/// `vision_cfg.patch_dropout`, in `[0, 1)` as open_clip's `PatchDropout` asserts.
+fn patch_dropout_of(value: Option<f64>) -> Result<f64> {
+    match value.unwrap_or(0.0) {
+        p if (0.0..1.0).contains(&p) => Ok(p),
+        p => Err(Error::Config(format!("vision_cfg.patch_dropout must be in [0, 1), got {p}"))),
     }
 }
 
@@ -820,6 +874,7 @@ impl ClipConfig {
                 set("output_tokens", true.into(), !v.output_tokens);
                 set("norm_kwargs", serde_json::json!({"eps": v.norm_eps}), v.norm_eps == d.norm_eps);
                 set("act_kwargs", serde_json::json!({"approximate": approximate(v.gelu)}), v.gelu == d.gelu);
+                set("patch_dropout", v.patch_dropout.into(), v.patch_dropout == 0.0);
                 json
             }
             VisionConfig::ResNet(r) => serde_json::json!({
@@ -833,6 +888,9 @@ impl ClipConfig {
                 });
                 if v.timm_drop != 0.0 {
                     json["timm_drop"] = v.timm_drop.into();
+                }
+                if v.patch_dropout != 0.0 {
+                    json["patch_dropout"] = v.patch_dropout.into();
                 }
                 json
             }
@@ -1046,7 +1104,7 @@ mod tests {
             (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32},"text_cfg":{"norm_kwargs":{"eps":1e-6,"elementwise_affine":false}}}"#, "elementwise_affine"),
             (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32},"text_cfg":{"embed_cls":true}}"#, "only with custom_text"),
             (r#"{"embed_dim":256,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32},"text_cfg":{"proj_type":"none"}}"#, "must be embed_dim 256"),
-            (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32,"patch_dropout":0.5},"text_cfg":{}}"#, "patch_dropout"),
+            (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32,"patch_dropout":1.5},"text_cfg":{}}"#, "vision_cfg.patch_dropout must be in [0, 1)"),
             (r#"{"embed_dim":512,"multimodal_cfg":[],"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32},"text_cfg":{}}"#, "multimodal_cfg: an object"),
             (r#"{"embed_dim":512,"vision_cfg":{"image_size":224,"layers":12,"width":768,"patch_size":32,"attentional_pool":"parallel"},"text_cfg":{}}"#, "attentional_pool"),
         ];

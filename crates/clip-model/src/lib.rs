@@ -18,6 +18,7 @@ mod clip;
 pub mod config;
 mod error;
 mod layers;
+pub mod patch_dropout;
 pub mod resnet;
 pub mod text;
 pub mod timm_vit;

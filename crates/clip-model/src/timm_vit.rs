@@ -58,7 +58,7 @@ impl TimmVitConfig {
     pub fn named(name: &str) -> Option<Self> {
         let &(model_name, patch_size, width, layers, heads, mlp_ratio, gelu) = SIGLIP.iter().find(|m| m.0 == name)?;
         let image_size = model_name.rsplit('_').next()?.parse().ok()?;
-        Some(Self { model_name: model_name.to_owned(), image_size, patch_size, width, layers, heads, mlp_ratio, gelu, timm_drop: 0.0 })
+        Some(Self { model_name: model_name.to_owned(), image_size, patch_size, width, layers, heads, mlp_ratio, gelu, timm_drop: 0.0, patch_dropout: 0.0 })
     }
 
     fn hidden(&self) -> i64 {
@@ -206,15 +206,28 @@ impl TimmVisionTransformer {
     }
 }
 
-impl Module for TimmVisionTransformer {
-    fn forward(&self, images: &Tensor) -> Tensor {
+impl TimmVisionTransformer {
+    /// The output on the `kept` tokens only (`[b, k]` patch indices, [`crate::patch_dropout`]),
+    /// taken after the positional embedding as timm's `patch_drop` is (no prefix tokens here:
+    /// any patch may be dropped); `None`: every patch.
+    pub fn forward_with(&self, images: &Tensor, kept: Option<&Tensor>) -> Tensor {
         let xs = images.apply(&self.patch_embed_proj); // [b, width, grid, grid]
         let (b, width, _, _) = xs.size4().expect("conv output is 4-d");
         let xs = xs.reshape([b, width, -1]).transpose(1, 2) + self.pos_embed.to_kind(xs.kind()); // [b, grid², width]
+        let xs = match kept {
+            Some(kept) => crate::patch_dropout::keep_tokens(&xs, kept, 0), // [b, k, width]
+            None => xs,
+        };
         let tokens = xs.size()[1];
         // The attention pool reads every token: all blocks run on all of them.
         let layout = Layout::dense(tokens, Tensor::zeros([b], (Kind::Int64, xs.device())));
         let xs = run_all(&self.blocks, &layout.select(&xs), &layout, Mask::None).apply(&self.norm);
         self.attn_pool.forward(&xs.view([b, tokens, width]))
+    }
+}
+
+impl Module for TimmVisionTransformer {
+    fn forward(&self, images: &Tensor) -> Tensor {
+        self.forward_with(images, None)
     }
 }

@@ -5,12 +5,16 @@
 //! Pooling is the class token (`tok`), the mean of the other tokens (`avg`, CLIPA; `ln_post`
 //! before or, with `final_ln_after_pool`, after it), or CoCa's attentional pooler, whose query
 //! outputs `ln_post` normalises and `tok`/`avg` then pool.
+//!
+//! Patch dropout ([`crate::patch_dropout`]) keeps the class token and a subset of the patches
+//! after the positional embedding ([`VisionTransformer::pooled_with`]).
 
 use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
 
 use crate::config::{AttentionalPoolConfig, VitConfig, VitPool};
 use crate::layers::{Activation, Layout, Transformer, TransformerConfig, layer_norm, linear};
+use crate::patch_dropout::keep_tokens;
 
 /// # Shapes
 /// Input `[b, 3, image_size, image_size]`; pooled features `[b, width]` (`[b, embed_dim]` with an
@@ -63,12 +67,23 @@ impl VisionTransformer {
 
     /// The pooled features after `ln_post`, before `proj`: what a linear probe uses.
     pub fn pooled(&self, images: &Tensor) -> Tensor {
+        self.pooled_with(images, None)
+    }
+
+    /// [`Self::pooled`] on the class token and the `kept` patches only (`[b, k]` patch indices,
+    /// [`crate::patch_dropout`]), taken after the positional embedding and before `ln_pre`, as
+    /// open_clip's `PatchDropout` is; `None`: every patch.
+    pub fn pooled_with(&self, images: &Tensor, kept: Option<&Tensor>) -> Tensor {
         let xs = images.apply(&self.conv1); // [b, width, grid, grid]
         let (b, width, _, _) = xs.size4().expect("conv output is 4-d");
         let xs = xs.reshape([b, width, -1]).transpose(1, 2); // [b, grid², width]
         let kind = xs.kind();
         let cls = self.class_embedding.to_kind(kind).view([1, 1, width]).expand([b, 1, width], false);
-        let xs = Tensor::cat(&[cls, xs], 1) + self.positional_embedding.to_kind(kind); // [b, tokens, width]
+        let xs = Tensor::cat(&[cls, xs], 1) + self.positional_embedding.to_kind(kind); // [b, 1 + grid², width]
+        let xs = match kept {
+            Some(kept) => keep_tokens(&xs, kept, 1), // [b, 1 + k, width]
+            None => xs,
+        };
         let tokens = xs.size()[1];
         let layout = Layout::dense(tokens, Tensor::zeros([b], (Kind::Int64, xs.device())));
         let mut xs = layout.select(&xs);
@@ -96,9 +111,16 @@ fn average_or_first(xs: &Tensor, pool: VitPool) -> Tensor {
     }
 }
 
+impl VisionTransformer {
+    /// The output on the class token and the `kept` patches only ([`Self::pooled_with`]).
+    pub fn forward_with(&self, images: &Tensor, kept: Option<&Tensor>) -> Tensor {
+        self.pooled_with(images, kept).matmul(&self.proj)
+    }
+}
+
 impl Module for VisionTransformer {
     fn forward(&self, images: &Tensor) -> Tensor {
-        self.pooled(images).matmul(&self.proj)
+        self.forward_with(images, None)
     }
 }
 

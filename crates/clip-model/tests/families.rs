@@ -41,7 +41,7 @@ fn config(name: &str) -> ClipConfig {
     config
 }
 
-fn load(name: &str) -> (VarStore, ClipModel, HashMap<String, Tensor>) {
+pub(crate) fn load(name: &str) -> (VarStore, ClipModel, HashMap<String, Tensor>) {
     load_model(&config(name), &fixture(name))
 }
 
