@@ -16,6 +16,9 @@ Workloads (every timing excludes building the data it runs on):
   decode, OpenAI's 224 evaluation transform, forward, write the .npy) vs a Python process doing
   the same with open_clip + timm (`bench_embed.py --embed-images`); and the forward alone, as the
   ViT-B-32 rows time it (`bench_model` vs `bench_embed.py --reference`).
+- embedding a collection (issue 19): `clip embed --source wds:` on 160 photos in 4 WebDataset shards,
+  ViT-B-32, 2 decode threads, against clip-retrieval's inference pipeline (open_clip + a DataLoader
+  of 2 workers, `bench_embed_wds.py`), each a whole process; peak RSS of both printed.
 - training steps: forward, loss, backward, optimiser, logit-scale clamp; `tiny` at batch 256 and
   ViT-B-32 at batch 32; `bench_step` vs `bench_step.py` (open_clip, ClipLoss, torch AdamW with
   open_clip_train's groups).
@@ -30,6 +33,7 @@ Workloads (every timing excludes building the data it runs on):
 """
 import argparse
 import datetime
+import io
 import json
 import os
 import pathlib
@@ -189,6 +193,77 @@ class Workloads:
                                      self.env)["median_s"],
                     ours_first)
 
+    def embed_wds(self, ours_first):
+        """`clip embed --source wds:` against clip-retrieval's inference pipeline (open_clip + a
+        DataLoader of 2 workers, bench_embed_wds.py): ViT-B-32 at the same random weights, 160 of
+        the photos in 4 WebDataset shards with captions, batch 32, each a whole process, timed from
+        its start to its end; peak RSS of both printed (the reference's main process and its
+        largest worker)."""
+        shards = self.work / "embed-wds"
+        if not shards.exists():
+            import tarfile
+            shards.mkdir()
+            for s in range(4):
+                with tarfile.open(shards / f"{s}.tar", "w", format=tarfile.USTAR_FORMAT) as tar:
+                    for i, photo in enumerate(self.photo_files[40 * s:40 * (s + 1)]):
+                        key = f"{s:05d}{i:04d}"
+                        for name, data in ((f"{key}.jpg", pathlib.Path(photo).read_bytes()),
+                                           (f"{key}.txt", f"photo {i} of shard {s}".encode())):
+                            member = tarfile.TarInfo(name)
+                            member.size = len(data)
+                            tar.addfile(member, io.BytesIO(data))
+        pattern = f"{shards}/{{0..3}}.tar"
+        out = self.work / "embed-wds-out"
+        env = dict(self.env, OMP_NUM_THREADS=str(self.threads))
+
+        def run(cmd, side):
+            """Seconds, stdout and the process's own peak RSS (KiB, from wait4)."""
+            shutil.rmtree(out / side, ignore_errors=True)
+            logs = out / f"{side}.log"
+            out.mkdir(parents=True, exist_ok=True)
+            with open(logs, "w") as log:
+                start = time.perf_counter()
+                child = subprocess.Popen([str(c) for c in cmd], stdout=log, stderr=subprocess.STDOUT, env=env)
+                _, status, usage = os.wait4(child.pid, 0)
+                seconds = time.perf_counter() - start
+            child.returncode = os.waitstatus_to_exitcode(status)
+            if child.returncode != 0:
+                raise RuntimeError(f"{cmd[0]} failed ({child.returncode}):\n{logs.read_text()[-3000:]}")
+            rows = sum(np.load(f).shape[0] for f in (out / side / "img_emb").glob("*.npy"))
+            assert rows == 160, rows
+            return seconds, logs.read_text(), usage.ru_maxrss
+
+        def ours():
+            seconds, _, rss = run([self.clip, "embed", "--model", "ViT-B-32", "--weights", self.weights, "--source",
+                                   f"wds:{pattern}", "--out", out / "ours", "--threads", str(self.threads),
+                                   "--batch-size", "32", "--device", "cpu"], "ours")
+            self.embed_wds_rss.setdefault("ours", []).append(rss)
+            return seconds
+
+        def theirs():
+            seconds, stdout, rss = run([sys.executable, HERE / "bench_embed_wds.py", "ViT-B-32", self.weights, pattern,
+                                        "32", "2", str(self.threads), out / "theirs"], "theirs")
+            report = json.loads(stdout.strip().splitlines()[-1])
+            self.embed_wds_rss.setdefault("theirs", []).append(rss)
+            self.embed_wds_rss.setdefault("theirs_worker", []).append(report["worker_peak_rss_kb"])
+            return seconds
+        self.embed_wds_rss = getattr(self, "embed_wds_rss", {})
+        times = both(ours, theirs, ours_first)
+        # The same work: every photo's row on both sides, matched by key.
+        import pyarrow.parquet as pq
+        rows = {}
+        for side, column in (("ours", "key"), ("theirs", "image_path")):
+            for npy in sorted((out / side / "img_emb").glob("*.npy")):
+                table = out / side / "metadata" / npy.name.replace("img_emb", "metadata").replace(".npy", ".parquet")
+                for key, row in zip(pq.read_table(table).column(column).to_pylist(), np.load(npy).astype(np.float32)):
+                    rows.setdefault(key, []).append(row)
+        cosine = min(float(a @ b) for a, b in rows.values())
+        assert len(rows) == 160 and cosine > 0.999, (len(rows), cosine)
+        rss = {k: statistics.median(v) / 1024 for k, v in self.embed_wds_rss.items()}
+        print(f"embed_wds peak RSS: clip-rs {rss['ours']:.0f} MiB; reference {rss['theirs']:.0f} MiB main + "
+              f"{rss['theirs_worker']:.0f} MiB largest of 2 workers", flush=True)
+        return times
+
     def _step(self, model, batch, iters, ours_first):
         args = [model, str(batch), str(iters), str(self.threads)]
         config = [] if model.startswith("ViT") else [subprocess.run([self.bin / "bench_step", "--config", model],
@@ -248,6 +323,8 @@ TABLE = [
     ("embed_text", "text embedding, ViT-B-32, batch 256", "open_clip", None),
     ("embed_siglip", "`clip embed` images, ViT-B-16-SigLIP, batch 32, whole process", "open_clip + timm", 0.95),
     ("embed_siglip_forward", "image embedding, ViT-B-16-SigLIP, batch 32, forward alone", "open_clip + timm", None),
+    ("embed_wds", "`clip embed --source wds:` images, ViT-B-32, 160 photos in 4 shards, batch 32, 2 threads, "
+     "whole process", "open_clip + DataLoader (2 workers)", 0.65),
     ("step_tiny", "training step, tiny, batch 256", "open_clip + torch AdamW", 0.8),
     ("step_vit_b_32", "training step, ViT-B-32, batch 32", "open_clip + torch AdamW", 0.9),
     ("zeroshot", "zero-shot eval end to end, 160 images, 8 classes", "CLIP_benchmark 1.6.2", 0.6),
