@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 
 use clip_tokenizer::TextTokenizer;
 use crossbeam::channel::{Receiver, Sender, bounded};
+use rand::RngCore;
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
 use tch::Tensor;
@@ -33,6 +34,7 @@ const ORDER: u64 = 1;
 const AUGMENT: u64 = 2;
 const WINDOW: u64 = 3;
 const RESAMPLE: u64 = 4;
+const SAMPLE: u64 = 5;
 
 /// The skip fraction is judged once this many items of the epoch have been read (or at its end).
 const MIN_ITEMS_FOR_SKIP_CHECK: u64 = 256;
@@ -196,6 +198,10 @@ pub struct Batch {
     pub consumed: u64,
     /// Skips since the previous batch, by reason.
     pub skipped: SkipCounts,
+    /// One seed per sample, in batch order, for randomness the model draws in training (patch
+    /// dropout): from the stream addressed by (seed, epoch, the sample's place), as the crop's is,
+    /// so it is the same on any number of ranks and after a resume.
+    pub seeds: Vec<u64>,
 }
 
 /// What a batch records of a sample besides its pixels, whatever the text mode: what a table of
@@ -600,6 +606,7 @@ struct Ready {
     targets: Option<Vec<f32>>,
     caption: Option<String>,
     info: SampleInfo,
+    seed: u64,
 }
 
 struct Pipeline {
@@ -741,6 +748,7 @@ impl Decoder {
         if let Payload::Skip(reason) = record.payload {
             return Err(reason);
         }
+        let seed = stream_at(self.config.seed, &[SAMPLE, self.epoch, item.augment[0], item.augment[1]]).next_u64();
         let mut info = SampleInfo {
             size: None,
             path: match &record.payload {
@@ -772,13 +780,13 @@ impl Decoder {
             Payload::Skip(reason) => return Err(reason),
             Payload::Image(image) => {
                 let rgb = self.transform(Decoded::Pixels(image), item.augment, &mut info.size)?;
-                return Ok(Ready { key: record.key, rgb, tokens, label, targets, caption, info });
+                return Ok(Ready { key: record.key, rgb, tokens, label, targets, caption, info, seed });
             }
             Payload::Bytes(bytes) => bytes,
             Payload::File(path) => std::fs::read(path).map_err(|_| SkipReason::MissingImage)?,
         };
         let rgb = self.transform(Decoded::Encoded(&bytes), item.augment, &mut info.size)?;
-        Ok(Ready { key: record.key, rgb, tokens, label, targets, caption, info })
+        Ok(Ready { key: record.key, rgb, tokens, label, targets, caption, info, seed })
     }
 
     /// The transformed image as RGB bytes; `size` gets the decoded image's size where the
@@ -826,6 +834,7 @@ impl Pipeline {
         let mut labels = Vec::new();
         let mut keys = Vec::with_capacity(samples.len());
         let mut info = Vec::with_capacity(samples.len());
+        let seeds = samples.iter().map(|s| s.seed).collect();
         let mut captions = Vec::new();
         let mut targets = Vec::new();
         let mut width = None;
@@ -851,7 +860,7 @@ impl Pipeline {
             TextMode::MultiLabels => Some(Tensor::from_slice(&targets).view([n, -1])),
             _ => None,
         };
-        Ok(Batch { images, texts, labels, captions, keys, info, position, consumed, skipped })
+        Ok(Batch { images, texts, labels, captions, keys, info, position, consumed, skipped, seeds })
     }
 }
 

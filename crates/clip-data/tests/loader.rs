@@ -171,3 +171,25 @@ fn bad_configurations_are_refused() {
     c.world_size = 4;
     assert!(Loader::new(shards(dir.path(), 3), c).is_err(), "3 shards cannot feed 4 ranks");
 }
+
+#[test]
+fn sample_seeds_follow_the_sample_not_the_rank_or_a_resume() {
+    let one = Loader::new(builtin(24), config(4, 2)).unwrap();
+    let batches = all(&one, &Position::start(1));
+    let seeds: Vec<u64> = batches.iter().flat_map(|b| b.seeds.clone()).collect();
+    let keys: Vec<String> = batches.iter().flat_map(|b| b.keys.clone()).collect();
+    assert_eq!(seeds.len(), 24);
+    assert_eq!(seeds.iter().collect::<HashSet<_>>().len(), 24, "one seed per sample");
+    let by_key: std::collections::HashMap<&String, u64> = keys.iter().zip(seeds.iter().copied()).collect();
+    for rank in 0..2 {
+        let mut c = config(2, 1);
+        (c.world_size, c.rank) = (2, rank);
+        for b in all(&Loader::new(builtin(24), c).unwrap(), &Position::start(1)) {
+            assert!(b.keys.iter().zip(&b.seeds).all(|(k, s)| by_key[k] == *s), "rank {rank}");
+        }
+    }
+    let resumed: Vec<u64> = all(&one, &batches[1].position).iter().flat_map(|b| b.seeds.clone()).collect();
+    assert_eq!(resumed, seeds[8..]);
+    let other_epoch: HashSet<u64> = all(&one, &Position::start(2)).iter().flat_map(|b| b.seeds.clone()).collect();
+    assert!(seeds.iter().all(|s| !other_epoch.contains(s)), "a new epoch draws anew");
+}

@@ -74,13 +74,13 @@ impl VisionConfig {
     /// ModifiedResNet, or outside `[0, 1)`.
     pub fn set_patch_dropout(&mut self, p: f64) -> Result<()> {
         if !(0.0..1.0).contains(&p) {
-            return Err(Error::Config(format!("patch_dropout must be in [0, 1), got {p}")));
+            return Err(Error::Config(format!("patch dropout must be in [0, 1), got {p}")));
         }
         match self {
             Self::Vit(c) => c.patch_dropout = p,
             Self::TimmVit(c) => c.patch_dropout = p,
             Self::ResNet(_) if p == 0.0 => {}
-            Self::ResNet(_) => return Err(Error::Config("patch_dropout: a ModifiedResNet has no patch tokens to drop".into())),
+            Self::ResNet(_) => return Err(Error::Config("a ModifiedResNet has no patch tokens to drop".into())),
         }
         Ok(())
     }

@@ -55,6 +55,11 @@ pub struct ModelSection {
     pub weights: String,
     /// Freeze the image tower (no gradient, no update).
     pub lock_image: bool,
+    /// Patch dropout in training (FLIP; open_clip's `force_patch_dropout`): the fraction of a ViT's
+    /// patch tokens each image drops, in `[0, 1)`, overriding the model config's
+    /// `vision_cfg.patch_dropout`. Unset: the model config's (0 in every preset). Evaluation never
+    /// drops. A ModifiedResNet refuses a non-zero value.
+    pub patch_dropout: Option<f64>,
 }
 
 impl ModelSection {
@@ -192,7 +197,14 @@ impl Default for TrainConfig {
 
 impl Default for ModelSection {
     fn default() -> Self {
-        Self { preset: "tiny".into(), config: String::new(), pretrained: String::new(), weights: String::new(), lock_image: false }
+        Self {
+            preset: "tiny".into(),
+            config: String::new(),
+            pretrained: String::new(),
+            weights: String::new(),
+            lock_image: false,
+            patch_dropout: None,
+        }
     }
 }
 
@@ -355,6 +367,11 @@ impl TrainConfig {
             if !["shape", "colour", "count", "position"].contains(&task.as_str()) {
                 return bad("eval.tasks", format!("`{task}` is not shape, colour, count or position"));
             }
+        }
+        if let Some(p) = self.model.patch_dropout
+            && !(0.0..1.0).contains(&p)
+        {
+            return bad("model.patch_dropout", format!("must be in [0, 1), got {p}"));
         }
         if self.model.config.is_empty() && self.model.preset.is_empty() {
             return bad("model", "give model.preset or model.config".into());

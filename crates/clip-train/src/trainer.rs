@@ -144,6 +144,10 @@ struct Run {
     checkpoint_ok: bool,
 }
 
+/// One loader batch of a step: images, token ids, and the patches each image keeps (patch
+/// dropout; `None`: all).
+type Group = (Tensor, Tensor, Option<Tensor>);
+
 /// The architecture, its preprocessing, the initial weights file and the tokenizer.
 struct ModelChoice {
     config: ClipConfig,
@@ -193,6 +197,9 @@ fn model_choice(config: &TrainConfig, hub: &clip_hub::Hub, progress: &mut dyn Fn
             return Err(Error::Config("model.weights and model.pretrained both name initial weights: keep one".into()));
         }
         choice.weights = Some(PathBuf::from(&m.weights));
+    }
+    if let Some(p) = m.patch_dropout {
+        choice.config.vision.set_patch_dropout(p).map_err(|e| Error::Config(format!("model.patch_dropout: {e}")))?;
     }
     if config.loss.kind == "siglip" {
         choice.config.init_logit_scale.get_or_insert(clip_loss::SIGLIP_INIT_LOGIT_SCALE);
@@ -489,7 +496,8 @@ impl Run {
                     }
                     let batch = next.expect("checked just above")?;
                     self.state.skipped.merge(&batch.skipped);
-                    group.push((batch.images, batch.texts.expect("captions are tokenised")));
+                    let kept = self.kept_patches(&batch.seeds);
+                    group.push((batch.images, batch.texts.expect("captions are tokenised"), kept));
                     position = Some(batch.position);
                 }
                 let (true, Some(position)) = (group.len() as u64 == self.config.optim.accum_freq, position) else { break };
@@ -568,10 +576,19 @@ impl Run {
         Ok(summary)
     }
 
-    /// Features of one batch as the loss takes them (float32), and the logit scale.
-    fn features(&self, images: &Tensor, texts: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+    /// With patch dropout on, the patches each image of a batch keeps, drawn from the loader's
+    /// per-sample seeds (so a resumed run and any number of ranks draw the same).
+    fn kept_patches(&self, seeds: &[u64]) -> Option<Tensor> {
+        let vision = &self.model.config.vision;
+        let (prob, patches) = (vision.patch_dropout(), vision.patch_tokens()?);
+        (prob > 0.0).then(|| clip_model::patch_dropout::draw_kept(seeds, patches, prob))
+    }
+
+    /// Features of one batch as the loss takes them (float32), and the logit scale; the image
+    /// tower on the `kept` patches only, with patch dropout.
+    fn features(&self, images: &Tensor, texts: &Tensor, kept: Option<&Tensor>) -> Result<(Tensor, Tensor, Tensor)> {
         Ok(autocast(self.device, self.precision, || {
-            let out = self.model.forward(images, texts);
+            let out = self.model.forward_with(images, texts, kept);
             (out.image_features.to_kind(Kind::Float), out.text_features.to_kind(Kind::Float), out.logit_scale.to_kind(Kind::Float))
         })?)
     }
@@ -583,17 +600,17 @@ impl Run {
     /// differentiates the same whole-group loss through its own batch alone, so the sum is the
     /// whole-group gradient; the logit scale and bias take theirs from the first pass only
     /// (open_clip counts them once per pass, which Adam's scale invariance hides).
-    fn accumulate(&self, batches: &[(Tensor, Tensor)]) -> Result<Tensor> {
+    fn accumulate(&self, batches: &[Group]) -> Result<Tensor> {
         let inject = self.config.stability.inject_nonfinite.contains(&(self.state.step + 1));
         let cached: Vec<(Tensor, Tensor)> = if batches.len() > 1 {
             let _guard = tch::no_grad_guard();
-            batches.iter().map(|(i, t)| self.features(i, t).map(|(a, b, _)| (a, b))).collect::<Result<_>>()?
+            batches.iter().map(|(i, t, k)| self.features(i, t, k.as_ref()).map(|(a, b, _)| (a, b))).collect::<Result<_>>()?
         } else {
             Vec::new()
         };
         let mut loss = Tensor::zeros([], (Kind::Float, self.device));
-        for (j, (images, texts)) in batches.iter().enumerate() {
-            let (image, text, scale) = self.features(images, texts)?;
+        for (j, (images, texts, kept)) in batches.iter().enumerate() {
+            let (image, text, scale) = self.features(images, texts, kept.as_ref())?;
             let (image, text) = if cached.is_empty() {
                 (image, text)
             } else {
@@ -615,8 +632,11 @@ impl Run {
 
     /// One optimisation step over a group of loader batches; returns the loss and whether the
     /// step was skipped as non-finite.
-    fn step(&mut self, group: &[(Tensor, Tensor)], lr: f64) -> Result<(f64, bool)> {
-        let group: Vec<(Tensor, Tensor)> = group.iter().map(|(i, t)| (i.to_device(self.device), t.to_device(self.device))).collect();
+    fn step(&mut self, group: &[Group], lr: f64) -> Result<(f64, bool)> {
+        let group: Vec<Group> = group
+            .iter()
+            .map(|(i, t, k)| (i.to_device(self.device), t.to_device(self.device), k.as_ref().map(|k| k.to_device(self.device))))
+            .collect();
         self.optim.zero_grad();
         let loss = self.accumulate(&group)?;
         self.average_grads()?;
