@@ -122,12 +122,18 @@ impl Layout {
         self.out.join(folder).join(file)
     }
 
-    /// The files each folder holds now, listed once.
-    fn scan(&self) -> Result<[BTreeSet<String>; 4]> {
+    /// The files each folder holds now, listed once; the folders `what` writes to are created.
+    fn scan(&self, what: What) -> Result<[BTreeSet<String>; 4]> {
         let mut found: [BTreeSet<String>; 4] = Default::default();
-        for (folder, names) in FOLDERS.iter().zip(&mut found) {
+        for (i, (folder, names)) in FOLDERS.iter().zip(&mut found).enumerate() {
             let dir = self.out.join(folder);
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            if (i == 0 && !what.images()) || (i == 1 && !what.texts()) {
+                if !dir.is_dir() {
+                    continue;
+                }
+            } else {
+                std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
             for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
                 names.insert(entry?.file_name().to_string_lossy().into_owned());
             }
@@ -240,7 +246,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     let layout = Layout::new(&options.out, plan.len());
     std::fs::create_dir_all(&options.out).with_context(|| format!("creating {}", options.out.display()))?;
     check_manifest(&options.out, &manifest(options, &plan))?;
-    let found = layout.scan()?;
+    let found = layout.scan(options.what)?;
     let mine: Vec<Part> = plan.for_rank(rank, world_size).copied().collect();
     let todo: Vec<Part> = mine.iter().filter(|p| !layout.complete(&found, &layout.name(p), options.what)).copied().collect();
     for part in &todo {

@@ -211,6 +211,7 @@ fn webdataset_parts_in_clip_retrievals_layout_match_embed_images_and_texts() {
     embed(&s, &spec, &half, &[]);
     let (descr, _, _, values) = npy_rows(&half.join("img_emb/img_emb_0.npy"));
     assert_eq!(descr, "<f2");
+    assert!(!half.join("text_emb").exists(), "images alone: no text_emb folder");
     assert!(max_diff(&values, &image_rows[..4 * 16]) < 2e-3);
     std::fs::remove_dir_all(&s.dir).unwrap();
 }
