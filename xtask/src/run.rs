@@ -167,16 +167,6 @@ fn target_dir(root: &Path) -> PathBuf {
 /// `clip embed --source`'s parts read back by pyarrow and numpy, and its rows against open_clip's
 /// (crates/clip-cli/scripts/embed_interop.py): only where the oracles are installed.
 fn embed_interop(root: &Path, torch: &Libtorch) -> Result<ExitCode> {
-    let python = crate::libtorch::venv_dir(root).join("bin").join("python");
-    let has_oracles =
-        Command::new(&python).args(["-c", "import pyarrow, open_clip"]).stderr(std::process::Stdio::null()).status().is_ok_and(|s| s.success());
-    if !has_oracles {
-        println!("embed interop: not run (pyarrow and open_clip not installed: `cargo xtask setup --oracles`)");
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut command = Command::new(&python);
-    command.arg(root.join("crates/clip-cli/scripts/embed_interop.py")).arg(target_dir(root).join("release").join("clip"));
-    with_libtorch(&mut command, torch);
-    let status = command.status().context("running embed_interop.py")?;
-    Ok(exit_code(status))
+    let clip = target_dir(root).join("release").join("clip");
+    oracle_script(root, torch, "embed interop", &["pyarrow", "open_clip"], "embed_interop.py", &[clip])
 }
