@@ -109,3 +109,43 @@ def main():
 
 if __name__ == "__main__":
     main()
+
+
+def multilabel_set(root, rng, sources, sizes=(("train", 240), ("test", 80))):
+    """A multi-label photo set in CLIP_benchmark's layout (`dataset_type.txt` = multilabel, `.npy`
+    target vectors): each image is two random crops of different photos side by side, its target
+    the two photos' classes."""
+    import io
+    from PIL import Image
+    for split, count in sizes:
+        samples = []
+        for _ in range(count):
+            a, b = rng.sample(range(len(sources)), 2)
+            left, right = crop(rng, sources[a][1]), crop(rng, sources[b][1])
+            image = Image.new("RGB", (left.width + right.width, max(left.height, right.height)))
+            image.paste(left, (0, 0))
+            image.paste(right, (left.width, 0))
+            target = np.zeros(len(sources), dtype=np.float32)
+            target[[a, b]] = 1
+            buf = io.BytesIO()
+            np.save(buf, target)
+            samples.append({"webp": webp(image), "npy": buf.getvalue()})
+        write_split(root, samples, 1, split)
+    (root / "classnames.txt").write_text("\n".join(label for label, _ in sources) + "\n")
+    (root / "dataset_type.txt").write_text("multilabel\n")
+
+
+def search_multilabel(train, validation):
+    """The same search with scikit-learn's one-vs-rest fits on validation 11-point mAP: the
+    reference of crates/clip-eval/scripts/gen_multilabel_fixture.py. Returns (best λ, fits)."""
+    sys.path.insert(0, str(ROOT / "crates/clip-eval/scripts"))
+    import gen_multilabel_fixture as ml
+    best, fits = ml.search(train, validation)
+    return ml.GRID[best], fits
+
+
+def multilabel_test_map(lam, train, validation, test):
+    """scikit-learn's one-vs-rest test 11-point mAP (percent) at C = 1/λ, fitted on train + validation."""
+    import gen_multilabel_fixture as ml
+    both = (np.concatenate([train[0], validation[0]]), np.concatenate([train[1], validation[1]]))
+    return 100 * ml.voc07_map(ml.ovr(1 / lam, *both, max_iter=1000).decision_function(test[0]), test[1])
