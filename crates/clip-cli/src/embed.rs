@@ -6,7 +6,6 @@
 //! cannot be read is skipped with a warning, and `OUT.files.txt` lists, row by row, the files
 //! that were embedded. Texts are one per line.
 
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -19,6 +18,7 @@ use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
 use crate::model::ModelSpec;
+use crate::progress::{Bar, Unit};
 use crate::npy;
 
 /// What to embed.
@@ -52,33 +52,6 @@ pub(crate) struct Options {
 
 const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif"];
 
-/// Progress on stderr: a rewritten line on a terminal, occasional lines otherwise.
-struct Progress {
-    what: &'static str,
-    total: usize,
-    done: usize,
-    tty: bool,
-}
-
-impl Progress {
-    fn advance(&mut self, n: usize) {
-        let before = self.done * 10 / self.total.max(1);
-        self.done += n;
-        if self.tty {
-            eprint!("\r{}: {}/{}", self.what, self.done, self.total);
-            let _ = std::io::stderr().flush();
-        } else if self.done * 10 / self.total.max(1) != before || self.done == self.total {
-            eprintln!("{}: {}/{}", self.what, self.done, self.total);
-        }
-    }
-
-    fn finish(&self) {
-        if self.tty {
-            eprintln!();
-        }
-    }
-}
-
 pub(crate) fn run(options: &Options) -> Result<()> {
     if options.run.batch_size == 0 {
         bail!("--batch-size must be at least 1");
@@ -106,7 +79,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         clip_tensor::atomic::atomic_write(&list, |w| w.write_all(names.join("\n").as_bytes()))
             .with_context(|| format!("writing {}", list.display()))?;
     }
-    eprintln!("clip embed: wrote {count} x {dim} to {}", options.out.display());
+    crate::progress::note(&format!("clip embed: wrote {count} x {dim} to {}", options.out.display()));
     Ok(())
 }
 
@@ -122,7 +95,7 @@ impl Encoder<'_> {
     /// a file that cannot be read is skipped with a warning.
     pub(crate) fn images<'p>(&self, preprocess: &PreprocessConfig, files: &'p [PathBuf], batch_size: usize, who: &str) -> Result<(Vec<f32>, Vec<&'p PathBuf>)> {
         let size = preprocess.image_size;
-        let mut progress = Progress { what: "embedding images", total: files.len(), done: 0, tty: std::io::stderr().is_terminal() };
+        let mut progress = Bar::new(format!("{who}: embedding images"), Some(files.len() as u64), Unit::Count("images"));
         let (mut rows, mut kept, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
         for chunk in files.chunks(batch_size) {
             let decoded: Vec<(&PathBuf, Result<Vec<f32>, String>)> = chunk
@@ -143,7 +116,7 @@ impl Encoder<'_> {
                         kept.push(path);
                     }
                     Err(reason) => {
-                        eprintln!("\n{who}: warning: skipping {}: {reason}", path.display());
+                        progress.warn(&format!("{who}: warning: skipping {}: {reason}", path.display()));
                         skipped.push(path.display().to_string());
                     }
                 }
@@ -153,7 +126,7 @@ impl Encoder<'_> {
                 let images = Tensor::from_slice(&batch).view([n as i64, 3, i64::from(size), i64::from(size)]);
                 rows.extend(self.rows(&images, true)?);
             }
-            progress.advance(chunk.len());
+            progress.inc(chunk.len() as u64);
         }
         progress.finish();
         if !skipped.is_empty() {
@@ -184,12 +157,12 @@ fn embed_texts(encode: &Encoder<'_>, tokenizer: &TextTokenizer, path: &Path, bat
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
-    let mut progress = Progress { what: "embedding texts", total: lines.len(), done: 0, tty: std::io::stderr().is_terminal() };
+    let mut progress = Bar::new("clip embed: embedding texts", Some(lines.len() as u64), Unit::Count("texts"));
     let mut rows = Vec::with_capacity(lines.len() * model.config.embed_dim as usize);
     for chunk in lines.chunks(batch_size) {
         let ids = clip_eval::zeroshot::token_ids(model, tokenizer, chunk, Device::Cpu)?;
         rows.extend(encode.rows(&ids, false)?);
-        progress.advance(chunk.len());
+        progress.inc(chunk.len() as u64);
     }
     progress.finish();
     Ok(rows)

@@ -10,9 +10,7 @@
 //! RANK on; a part's rows do not depend on the ranks, so the output equals one process's.
 
 use std::collections::BTreeSet;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clip_data::source::{Part, PartPlan, PartSpan, Source, SourceOptions};
@@ -20,11 +18,11 @@ use clip_data::{Batches, ImageTransform, Loader, LoaderConfig, SkipCounts, TextM
 use clip_dist::DistConfig;
 use clip_tensor::atomic::atomic_write;
 use clip_tokenizer::TextTokenizer;
-use indicatif::{ProgressBar, ProgressStyle};
 use tch::{Device, Kind, Tensor};
 
 use crate::embed::{Encoder, RunArgs};
 use crate::model::ModelSpec;
+use crate::progress::{self, Bar, Unit};
 use crate::parquet::{Column, Values, json_columns, write_table};
 
 /// Which embeddings to write.
@@ -252,13 +250,13 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     for part in &todo {
         layout.clear(&found, &layout.name(part))?;
     }
-    eprintln!(
+    progress::note(&format!(
         "{who}: {} parts in all; {} of this rank's {} to write, {} already complete",
         plan.len(),
         todo.len(),
         mine.len(),
         mine.len() - todo.len()
-    );
+    ));
     if todo.is_empty() {
         return Ok(());
     }
@@ -292,7 +290,11 @@ pub(crate) fn run(options: &Options) -> Result<()> {
             PartSpan::Shard(_) => None,
         })
         .sum::<Option<u64>>();
-    let mut progress = Progress::new(&who, options.progress, known_total, todo.len());
+    // `--progress`: the shared bar (a line every few seconds off a terminal); a line per part
+    // either way (none under `--quiet`).
+    let mode = if options.progress { progress::mode() } else { progress::Mode::Off };
+    let mut progress = Bar::with_mode(mode, who.clone(), known_total, Unit::Count("samples"));
+    progress.set_message(format!("parts 0/{}", todo.len()));
     let job = Job { options, encoder: &encoder, tokenizer: tokenizer.as_ref(), source: &source, kind };
     let (mut rows, mut skipped) = (0usize, SkipCounts::default());
     // The next part's stream starts while this one is read, on the same decode threads, so the
@@ -303,17 +305,14 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         next = todo.get(i + 1).map(&start).transpose()?;
         let written = job.embed(part, stream, &mut progress)?;
         written.write(&layout, &layout.name(part), options)?;
-        progress.part_done(&format!(
-            "part {} ({} rows, skipped: {})",
-            layout.name(part),
-            written.rows,
-            written.skipped
-        ));
+        let line = format!("{who}: part {} ({} rows, skipped: {})", layout.name(part), written.rows, written.skipped);
+        if mode == progress::Mode::Off { progress::note(&line) } else { progress.println(&line) }
+        progress.set_message(format!("parts {}/{}", i + 1, todo.len()));
         rows += written.rows;
         skipped.merge(&written.skipped);
     }
     progress.finish();
-    eprintln!("{who}: wrote {} parts, {rows} rows, to {}; skipped: {skipped}", todo.len(), options.out.display());
+    progress::note(&format!("{who}: wrote {} parts, {rows} rows, to {}; skipped: {skipped}", todo.len(), options.out.display()));
     Ok(())
 }
 
@@ -338,7 +337,7 @@ struct Written {
 }
 
 impl Job<'_> {
-    fn embed(&self, part: &Part, stream: Batches, progress: &mut Progress) -> Result<Written> {
+    fn embed(&self, part: &Part, stream: Batches, progress: &mut Bar) -> Result<Written> {
         let what = self.options.what;
         let dim = self.encoder.model.config.embed_dim as usize;
         let shard_prefix = match (self.source, part.span) {
@@ -374,12 +373,12 @@ impl Job<'_> {
             }
             read += batch.consumed;
             skipped.merge(&batch.skipped);
-            progress.advance(batch.consumed);
+            progress.inc(batch.consumed);
         }
         let tail = stream.tail();
         read += tail.consumed;
         skipped.merge(&tail.skipped);
-        progress.advance(tail.consumed);
+        progress.inc(tail.consumed);
         let rows = meta.key.len();
         Ok(Written { images, texts, dim, rows, columns: meta.columns(self.kind == "imagefolder"), read, skipped })
     }
@@ -449,110 +448,6 @@ impl Written {
     }
 }
 
-/// How far the run is: an indicatif bar with `--progress` on a terminal, a line every few seconds
-/// with `--progress` elsewhere, and a line per part.
-struct Progress {
-    who: String,
-    bar: Option<ProgressBar>,
-    lines: bool,
-    /// Items to read, when known (indexed sources); shard sets are estimated from the parts done.
-    total: Option<u64>,
-    read: u64,
-    parts: usize,
-    parts_done: usize,
-    started: Instant,
-    last_line: Instant,
-}
-
-/// Between progress lines when stderr is not a terminal.
-const LINE_EVERY: Duration = Duration::from_secs(5);
-
-impl Progress {
-    fn new(who: &str, enabled: bool, total: Option<u64>, parts: usize) -> Self {
-        let tty = std::io::stderr().is_terminal();
-        let bar = (enabled && tty).then(|| {
-            let bar = ProgressBar::new(total.unwrap_or(0));
-            bar.set_message(who.to_owned());
-            bar.enable_steady_tick(Duration::from_millis(200));
-            bar
-        });
-        let now = Instant::now();
-        let mut progress = Self { who: who.to_owned(), bar, lines: enabled && !tty, total, read: 0, parts, parts_done: 0, started: now, last_line: now };
-        progress.style();
-        progress
-    }
-
-    fn style(&mut self) {
-        let Some(bar) = &self.bar else { return };
-        let template = match self.estimate() {
-            Some(_) => "{msg} [{bar:30}] {pos}/{len} samples {per_sec} ETA {eta}",
-            None => "{msg} {spinner} {pos} samples {per_sec}",
-        };
-        bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
-        if let Some(total) = self.estimate() {
-            bar.set_length(total);
-        }
-    }
-
-    /// Items in all, known or estimated from the parts done.
-    fn estimate(&self) -> Option<u64> {
-        self.total.or_else(|| (self.parts_done > 0).then(|| self.read * self.parts as u64 / self.parts_done as u64))
-    }
-
-    fn advance(&mut self, n: u64) {
-        self.read += n;
-        if let Some(bar) = &self.bar {
-            bar.inc(n);
-        }
-        if self.lines && self.last_line.elapsed() >= LINE_EVERY {
-            self.last_line = Instant::now();
-            eprintln!("{}: {}", self.who, self.summary());
-        }
-    }
-
-    fn summary(&self) -> String {
-        let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
-        let rate = self.read as f64 / seconds;
-        let (of, eta) = match self.estimate() {
-            Some(total) if rate > 0.0 => {
-                let left = total.saturating_sub(self.read) as f64 / rate;
-                (format!("/{}{total}", if self.total.is_some() { "" } else { "~" }), format!(", ETA {}", clock(left)))
-            }
-            _ => (String::new(), String::new()),
-        };
-        format!("{}{of} samples, parts {}/{}, {rate:.1} samples/s{eta}", self.read, self.parts_done, self.parts)
-    }
-
-    fn part_done(&mut self, what: &str) {
-        self.parts_done += 1;
-        self.style();
-        let line = format!("{}: {what}", self.who);
-        match &self.bar {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-        if self.lines {
-            eprintln!("{}: {}", self.who, self.summary());
-        }
-    }
-}
-
-/// `1h02m03s`, `4m05s`, `6s`.
-fn clock(seconds: f64) -> String {
-    let s = seconds.round() as u64;
-    match (s / 3600, s / 60 % 60, s % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, s) => format!("{m}m{s:02}s"),
-        (h, m, s) => format!("{h}h{m:02}m{s:02}s"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,10 +461,5 @@ mod tests {
         let layout = Layout::new(Path::new("o"), 12);
         assert_eq!(layout.file("img_emb", "03"), Path::new("o/img_emb/img_emb_03.npy"));
         assert_eq!(layout.file("metadata", "03"), Path::new("o/metadata/metadata_03.parquet"));
-    }
-
-    #[test]
-    fn clock_reads_as_hours_minutes_seconds() {
-        assert_eq!([clock(6.4), clock(245.0), clock(3723.0)], ["6s", "4m05s", "1h02m03s"]);
     }
 }
