@@ -3,9 +3,11 @@
 //! of each phase and the process's peak RSS as JSON, for `cargo xtask bench-compare`, which runs
 //! open_clip's equivalent beside it (`benches/scripts/bench_step.py`).
 //!
-//! usage: bench_step MODEL BATCH ITERS THREADS [DEVICE [PRECISION]]
+//! usage: bench_step [--patch-dropout P] MODEL BATCH ITERS THREADS [DEVICE [PRECISION]]
 //!          MODEL: a preset name; DEVICE: cpu (default), cuda, auto; PRECISION: fp32 (default),
-//!          bf16 or fp16 autocast, as `clip train` runs it
+//!          bf16 or fp16 autocast, as `clip train` runs it; --patch-dropout: each image keeps
+//!          its class token and a fraction 1 − P of its patches, drawn every step as the trainer
+//!          draws them (the draw is timed with the forward)
 //!        bench_step --config MODEL   (print the preset in open_clip's JSON)
 
 #![allow(clippy::print_stdout)] // A benchmark's report is its output.
@@ -24,7 +26,15 @@ const PHASES: [&str; 5] = ["forward", "loss", "backward", "grad_norm", "optimize
 
 fn main() -> anyhow::Result<()> {
     clip_tensor::alloc::retain_freed_memory(); // As `clip` starts.
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let patch_dropout: f64 = match args.iter().position(|a| a == "--patch-dropout") {
+        Some(i) => {
+            let p = args.get(i + 1).ok_or_else(|| anyhow::anyhow!("--patch-dropout takes a value"))?.parse()?;
+            args.drain(i..i + 2);
+            p
+        }
+        None => 0.0,
+    };
     if let [flag, model] = args.as_slice()
         && flag == "--config"
     {
@@ -41,6 +51,8 @@ fn main() -> anyhow::Result<()> {
     let params: BTreeMap<String, Tensor> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
     let mut optim = AdamW::new(params, &OptimSection::default())?;
     let (images, texts) = clip_benches::random_inputs(&config, batch, device);
+    let patches = config.vision.patch_tokens().filter(|_| patch_dropout > 0.0);
+    anyhow::ensure!(patch_dropout == 0.0 || patches.is_some(), "--patch-dropout: {model} has no patch tokens");
     let mut times: Vec<[f64; PHASES.len()]> = Vec::new();
     for i in 0..=iters {
         let mut phase = [0.0; PHASES.len()];
@@ -51,8 +63,10 @@ fn main() -> anyhow::Result<()> {
             clock = Instant::now();
         };
         optim.zero_grad();
+        let seeds: Vec<u64> = (0..batch as u64).map(|s| s + i as u64 * batch as u64).collect();
+        let kept = patches.map(|n| clip_model::patch_dropout::draw_kept(&seeds, n, patch_dropout).to_device(device));
         let (image, text, scale) = autocast(device, precision, || {
-            let out = clip.forward(&images, &texts);
+            let out = clip.forward_with(&images, &texts, kept.as_ref());
             (out.image_features.to_kind(Kind::Float), out.text_features.to_kind(Kind::Float), out.logit_scale.to_kind(Kind::Float))
         })?;
         lap(0);
