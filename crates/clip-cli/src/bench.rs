@@ -101,7 +101,8 @@ fn newest_checkpoint(runs: &Path) -> Result<ModelSpec> {
 }
 
 /// Progress on stderr (crate::progress): a bar per pass over a split (images, rate, ETA), then
-/// one per step of the linear probe's fitting (the λ search, the refit, each few-shot probe).
+/// one per step of the linear probe's fitting (the λ search, counting its fits with the latest λ
+/// and validation score; the refit; each few-shot probe).
 struct Passes {
     who: &'static str,
     bar: Option<Bar>,
@@ -122,6 +123,12 @@ impl Passes {
             Progress::Fit { what } => {
                 self.finish();
                 self.bar = Some(Bar::new(format!("{}: linear probe: {what}", self.who), None, Unit::Count("fits")));
+            }
+            Progress::Trial { lambda, score } => {
+                if let Some(bar) = &mut self.bar {
+                    bar.set_message(format!("λ {lambda:.2e}: validation {:.2}", 100.0 * score));
+                    bar.inc(1);
+                }
             }
         }
     }

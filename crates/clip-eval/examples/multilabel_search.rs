@@ -16,7 +16,7 @@ fn main() {
     let (train, validation) = ((get("train_x"), get("train_y")), (get("validation_x"), get("validation_y")));
     let score = |scores: &tch::Tensor, targets: &tch::Tensor| map_11point(scores, targets).unwrap_or(f64::NAN);
     let start = std::time::Instant::now();
-    let trials = search_lambda_multilabel((&train.0, &train.1), (&validation.0, &validation.1), &ProbeConfig::default(), &score).expect("the search");
+    let trials = search_lambda_multilabel((&train.0, &train.1), (&validation.0, &validation.1), &ProbeConfig::default(), &score, &mut |_| {}).expect("the search");
     let seconds = start.elapsed().as_secs_f64();
     println!("{{\"seconds\": {seconds}, \"fits\": {}, \"lambda\": {}}}", trials.len(), trials[0].lambda);
 }

@@ -327,16 +327,18 @@ pub struct Trial {
 
 /// The paper's parametric binary search: score λ ∈ {1e-6, 1e-4, …, 1e6} on the validation split,
 /// then repeatedly try the grid points half the previous step either side of the best, down to
-/// neighbours on the grid. `score` rates a probe's validation scores against the labels.
+/// neighbours on the grid. `score` rates a probe's validation scores against the labels;
+/// `on_trial` hears of each fit as it is scored (a search makes a dozen or so).
 pub fn search_lambda(
     train: (&Tensor, &Tensor),
     validation: (&Tensor, &Tensor),
     classes: i64,
     config: &ProbeConfig,
     score: &dyn Fn(&Tensor, &Tensor) -> f64,
+    on_trial: &mut dyn FnMut(&Trial),
 ) -> Result<Vec<Trial>> {
     let fit = |lambda: f64, start: Option<&Probe>| fit(train.0, train.1, classes, lambda, start, config);
-    parametric_search(&fit, &|probe: &Probe| score(&probe.scores(validation.0), validation.1))
+    parametric_search(&fit, &|probe: &Probe| score(&probe.scores(validation.0), validation.1), on_trial)
 }
 
 /// [`search_lambda`] for the one-vs-rest probe ([`fit_multilabel`]): `train` and `validation`
@@ -347,16 +349,21 @@ pub fn search_lambda_multilabel(
     validation: (&Tensor, &Tensor),
     config: &ProbeConfig,
     score: &dyn Fn(&Tensor, &Tensor) -> f64,
+    on_trial: &mut dyn FnMut(&Trial),
 ) -> Result<Vec<Trial>> {
     let fit = |lambda: f64, start: Option<&Probe>| fit_multilabel(train.0, train.1, lambda, start, config);
-    parametric_search(&fit, &|probe: &Probe| score(&probe.scores(validation.0), validation.1))
+    parametric_search(&fit, &|probe: &Probe| score(&probe.scores(validation.0), validation.1), on_trial)
 }
 
 /// The search itself, over any probe: `fit` at a λ (warm-started), `score` on validation.
-fn parametric_search(fit: &dyn Fn(f64, Option<&Probe>) -> Result<Probe>, score: &dyn Fn(&Probe) -> f64) -> Result<Vec<Trial>> {
+fn parametric_search(
+    fit: &dyn Fn(f64, Option<&Probe>) -> Result<Probe>,
+    score: &dyn Fn(&Probe) -> f64,
+    on_trial: &mut dyn FnMut(&Trial),
+) -> Result<Vec<Trial>> {
     let grid = lambda_grid();
     let mut fitted: std::collections::BTreeMap<usize, (Trial, Probe)> = std::collections::BTreeMap::new();
-    let evaluate = |i: usize, fitted: &mut std::collections::BTreeMap<usize, (Trial, Probe)>| -> Result<()> {
+    let mut evaluate = |i: usize, fitted: &mut std::collections::BTreeMap<usize, (Trial, Probe)>| -> Result<()> {
         if fitted.contains_key(&i) {
             return Ok(());
         }
@@ -364,6 +371,7 @@ fn parametric_search(fit: &dyn Fn(f64, Option<&Probe>) -> Result<Probe>, score: 
         let nearest = fitted.keys().min_by_key(|&&j| j.abs_diff(i)).copied();
         let probe = fit(grid[i], nearest.map(|j| &fitted[&j].1))?;
         let trial = Trial { lambda: grid[i], score: score(&probe), iterations: probe.iterations };
+        on_trial(&trial);
         fitted.insert(i, (trial, probe));
         Ok(())
     };

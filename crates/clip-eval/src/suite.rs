@@ -250,6 +250,13 @@ pub enum Progress {
         /// Which fit (`search`, `k=4 seed 1`, …).
         what: String,
     },
+    /// One λ of a search fitted and scored on validation.
+    Trial {
+        /// L2 strength.
+        lambda: f64,
+        /// Validation score.
+        score: f64,
+    },
 }
 
 fn total(source: &Source) -> Option<u64> {
@@ -446,7 +453,7 @@ pub fn linear_probe(
     let score = |scores: &Tensor, labels: &Tensor| classification_scores(scores, labels, metric).map_or(f64::NAN, |s| s.value);
     progress(Progress::Fit { what: "λ search".into() });
     let started = std::time::Instant::now();
-    let trials = search_lambda((&train.features, &train.labels), (&validation.features, &validation.labels), classes, &probe.solver, &score)?;
+    let trials = search_lambda((&train.features, &train.labels), (&validation.features, &validation.labels), classes, &probe.solver, &score, &mut |t| progress(Progress::Trial { lambda: t.lambda, score: t.score }))?;
     let search_seconds = started.elapsed().as_secs_f64();
     let lambda = trials[0].lambda;
     progress(Progress::Fit { what: format!("refit on train + validation at λ = {lambda:.3e}") });
@@ -462,7 +469,7 @@ pub fn linear_probe(
             let (x, y) = rows(train, &few_shot_rows(&train.labels, classes, k, seed)?);
             // The paper's few-shot probes use the full sweep's validation set; they are fitted on
             // the k examples alone, so no validation sample leaks into training.
-            let trials = search_lambda((&x, &y), (&validation.features, &validation.labels), classes, &probe.solver, &score)?;
+            let trials = search_lambda((&x, &y), (&validation.features, &validation.labels), classes, &probe.solver, &score, &mut |t| progress(Progress::Trial { lambda: t.lambda, score: t.score }))?;
             let p = fit(&x, &y, classes, trials[0].lambda, None, &probe.solver)?;
             values.push(100.0 * score(&p.scores(&test.features), &test.labels));
         }
@@ -501,7 +508,7 @@ fn multilabel_probe(name: String, data: &ProbeData, probe: &ProbeOptions, progre
     let score = |scores: &Tensor, targets: &Tensor| map_11point(scores, targets).unwrap_or(f64::NAN);
     progress(Progress::Fit { what: "λ search (one-vs-rest)".into() });
     let started = std::time::Instant::now();
-    let trials = search_lambda_multilabel((&train.features, &train.labels), (&validation.features, &validation.labels), &probe.solver, &score)?;
+    let trials = search_lambda_multilabel((&train.features, &train.labels), (&validation.features, &validation.labels), &probe.solver, &score, &mut |t| progress(Progress::Trial { lambda: t.lambda, score: t.score }))?;
     let search_seconds = started.elapsed().as_secs_f64();
     let lambda = trials[0].lambda;
     progress(Progress::Fit { what: format!("refit on train + validation at λ = {lambda:.3e}") });

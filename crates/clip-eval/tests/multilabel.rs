@@ -61,7 +61,7 @@ fn searched_probe_matches_sklearns_test_map_at_the_same_c() {
     let (train, validation, test) = (split("train"), split("val"), split("test"));
     let config = ProbeConfig::default();
     let score = |scores: &Tensor, targets: &Tensor| map_11point(scores, targets).unwrap();
-    let trials = search_lambda_multilabel((&train.0, &train.1), (&validation.0, &validation.1), &config, &score).unwrap();
+    let trials = search_lambda_multilabel((&train.0, &train.1), (&validation.0, &validation.1), &config, &score, &mut |_| {}).unwrap();
     // The paper's plan: seven starting points, then at most two more at each of four halvings.
     assert!((7..=15).contains(&trials.len()), "{} trials", trials.len());
     assert!(trials.iter().all(|t| t.score <= trials[0].score));

@@ -42,7 +42,7 @@ fn lambda_search_follows_the_parametric_binary_search() {
     let train = (matrix(&f["x_train"]), Tensor::from_slice(&ints(&f["y_train"])));
     let validation = (matrix(&f["x_test"]), Tensor::from_slice(&ints(&f["y_test"])));
     let accuracy = |scores: &Tensor, labels: &Tensor| topk_accuracy(scores, labels, 1).unwrap();
-    let trials = search_lambda((&train.0, &train.1), (&validation.0, &validation.1), 4, &ProbeConfig::default(), &accuracy).unwrap();
+    let trials = search_lambda((&train.0, &train.1), (&validation.0, &validation.1), 4, &ProbeConfig::default(), &accuracy, &mut |_| {}).unwrap();
     let grid = lambda_grid();
     assert_eq!((grid.len(), grid[0], grid[96]), (97, 1e-6, 1e6));
     // Seven starting points, then at most two more at each of four halvings.
