@@ -79,6 +79,23 @@ fn weights(path: &Path) -> Vec<(String, Tensor)> {
     tensors
 }
 
+/// Starts `clip train --config CONFIG EXTRA…` and SIGKILLs it once the step-8 checkpoint exists
+/// and steps past it have been logged (so the resume must drop them).
+fn kill_after_first_checkpoint(config: &Path, run: &Path, extra: &[&str]) {
+    let mut args = vec!["train", "--config", config.to_str().unwrap()];
+    args.extend(extra);
+    let mut child = clip(&args).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let marker = run.join("checkpoints/step-00000008");
+    let start = Instant::now();
+    while !(marker.exists() && losses(run).last().is_some_and(|l| l.0 % 8 >= 2)) {
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // SAFETY: plain signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+}
+
 fn last_checkpoint(run: &Path) -> PathBuf {
     let name = std::fs::read_to_string(run.join("checkpoints/latest")).unwrap();
     run.join("checkpoints").join(name.trim())
@@ -154,16 +171,7 @@ fn a_killed_run_resumes_bitwise_identically() {
     // Killed after steps past its last checkpoint were logged (to TensorBoard too), then resumed.
     let config = setup(&killed, "");
     let sets = ["--set", "eval.every=8", "--set", "report_to=[\"tensorboard\"]"];
-    let mut child = clip(&["train", "--config", config.to_str().unwrap(), sets[0], sets[1], sets[2], sets[3]]).stderr(std::process::Stdio::null()).spawn().unwrap();
-    let marker = killed.join("run/checkpoints/step-00000008");
-    let start = Instant::now();
-    while !(marker.exists() && losses(&killed.join("run")).last().is_some_and(|l| l.0 % 8 >= 2)) {
-        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    // SAFETY: plain signal to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    child.wait().unwrap();
+    kill_after_first_checkpoint(&config, &killed.join("run"), &sets);
     let logged = losses(&killed.join("run"));
     assert!(logged.len() < 32, "the run was killed before its end ({} steps logged)", logged.len());
     let checkpoint: u64 = last_checkpoint(&killed.join("run")).file_name().unwrap().to_str().unwrap()[5..].parse().unwrap();
@@ -523,16 +531,7 @@ fn patch_dropout_resumes_bitwise_and_two_ranks_agree() {
     assert!(a.iter().zip(&p).skip(1).all(|(x, y)| x.1 != y.1), "patch dropout changed nothing");
 
     let config = setup(&killed, "");
-    let mut child = clip(&["train", "--config", config.to_str().unwrap(), on[0], on[1]]).stderr(std::process::Stdio::null()).spawn().unwrap();
-    let marker = killed.join("run/checkpoints/step-00000008");
-    let start = Instant::now();
-    while !(marker.exists() && losses(&killed.join("run")).last().is_some_and(|l| l.0 % 8 >= 2)) {
-        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    // SAFETY: plain signal to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    child.wait().unwrap();
+    kill_after_first_checkpoint(&config, &killed.join("run"), &on);
     assert!(losses(&killed.join("run")).len() < 32, "the run was killed before its end");
     check(train(&config, &["--resume", "latest", on[0], on[1]]));
     let b = losses(&killed.join("run"));
