@@ -3,7 +3,14 @@
 //! `Normalize`. Unlike the evaluation transform it needs no bit-parity with PIL (the crop is random
 //! anyway), so it takes the fast road: JPEGs decoded by zune-jpeg straight to RGB, and the crop and
 //! resize done in one pass by `fast_image_resize`'s SIMD convolution with PIL's bicubic kernel
-//! (Catmull-Rom, support widened when shrinking, as PIL does). open_clip always crops bicubic here,
+//! (Catmull-Rom, support widened when shrinking, as PIL does). The crop is drawn from the JPEG's
+//! header before any pixel is decoded; when it is at least twice the output size in both
+//! dimensions, the JPEG can be decoded at the smallest DCT scale (1/2, 1/4, 1/8) that keeps the crop
+//! at or above the output size ([`decode_scale`]), as PIL's `draft` and libjpeg-turbo's scaled
+//! decoding do, the crop box scaled with it. The reduced decode is `jpeg-decoder`'s (pure Rust; its
+//! reduced IDCT), whose entropy decoding is slower than zune-jpeg's: measured on photos, it wins
+//! from 1/4 on and loses at 1/2, so crops that allow only 1/2 are decoded in full by zune-jpeg
+//! ([`SCALED_DECODE_FROM`], [`TrainTransform::scaled_decode`]). open_clip always crops bicubic here,
 //! whatever the weights' interpolation; only their mean and std carry over
 //! ([`TrainTransform::with_stats`]).
 
@@ -61,20 +68,36 @@ fn decode_jpeg_into(bytes: &[u8], buffer: &mut Vec<u8>) -> Result<(u32, u32)> {
 }
 
 fn decode_jpeg_unguarded(bytes: &[u8], buffer: &mut Vec<u8>) -> Result<(u32, u32)> {
-    // JPEG's own limit (65535 a side); the pixel-count limit below is the one that applies.
-    // Strict: a file cut short is an error (as in PIL), not an image padded with grey.
+    let mut decoder = jpeg_decoder_for(bytes);
+    let (width, height) = jpeg_headers(&mut decoder)?;
+    decode_jpeg_body(decoder, width, height, buffer)?;
+    Ok((width, height))
+}
+
+fn jpeg_decoder_for(bytes: &[u8]) -> JpegDecoder<ZCursor<&[u8]>> {
+    // JPEG's own limit (65535 a side); the pixel-count limit in `jpeg_headers` is the one that
+    // applies. Strict: a file cut short is an error (as in PIL), not an image padded with grey.
     let options = DecoderOptions::default()
         .set_strict_mode(true)
         .jpeg_set_out_colorspace(ColorSpace::RGB)
         .set_max_width(usize::from(u16::MAX))
         .set_max_height(usize::from(u16::MAX));
-    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    JpegDecoder::new_with_options(ZCursor::new(bytes), options)
+}
+
+/// Reads the headers: the dimensions, checked against [`MAX_PIXELS`].
+fn jpeg_headers(decoder: &mut JpegDecoder<ZCursor<&[u8]>>) -> Result<(u32, u32)> {
     decoder.decode_headers().map_err(|e| Error::Decode(e.to_string()))?;
     let (width, height) = decoder.dimensions().ok_or_else(|| Error::Decode("JPEG without dimensions".into()))?;
     let (width, height) = (width as u32, height as u32);
     if u64::from(width) * u64::from(height) > MAX_PIXELS {
         return Err(Error::TooLarge { width, height, limit: MAX_PIXELS });
     }
+    Ok((width, height))
+}
+
+/// Decodes the whole image, its headers read, into `buffer[..width · height · 3]`.
+fn decode_jpeg_body(mut decoder: JpegDecoder<ZCursor<&[u8]>>, width: u32, height: u32, buffer: &mut Vec<u8>) -> Result<()> {
     let len = width as usize * height as usize * 3;
     if decoder.output_buffer_size() != Some(len) {
         return Err(Error::Decode(format!("JPEG would decode to {:?} bytes, not {width}x{height}x3", decoder.output_buffer_size())));
@@ -82,8 +105,45 @@ fn decode_jpeg_unguarded(bytes: &[u8], buffer: &mut Vec<u8>) -> Result<(u32, u32
     if buffer.len() < len {
         buffer.resize(len, 0);
     }
-    decoder.decode_into(&mut buffer[..len]).map_err(|e| Error::Decode(e.to_string()))?;
-    Ok((width, height))
+    decoder.decode_into(&mut buffer[..len]).map_err(|e| Error::Decode(e.to_string()))
+}
+
+/// Decodes a JPEG at `1/scale` of its size (`scale` 1, 2, 4 or 8) by a reduced IDCT, to RGB:
+/// `ceil(side / scale)` a side. `None` where the reduced decoder cannot give RGB (CMYK and 16-bit
+/// JPEGs; the training transform decodes those in full instead). Panics are contained and the pixel
+/// limit applies, as for [`decode_rgb`].
+pub fn decode_jpeg_scaled(bytes: &[u8], scale: u32) -> Result<Option<RgbImage>> {
+    contain_panics(|| decode_jpeg_scaled_unguarded(bytes, scale))
+}
+
+fn decode_jpeg_scaled_unguarded(bytes: &[u8], scale: u32) -> Result<Option<RgbImage>> {
+    if ![1, 2, 4, 8].contains(&scale) {
+        return Err(Error::Decode(format!("JPEG DCT scale 1/{scale}: only 1, 1/2, 1/4 and 1/8 exist")));
+    }
+    let to_error = |e: jpeg_decoder::Error| Error::Decode(e.to_string());
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    decoder.read_info().map_err(to_error)?;
+    let info = decoder.info().ok_or_else(|| Error::Decode("JPEG without a frame header".into()))?;
+    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(Error::TooLarge { width, height, limit: MAX_PIXELS });
+    }
+    // The decoder picks the smallest DCT scale giving at least the requested size on one axis:
+    // asking for exactly `ceil(side / scale)` gives `1/scale`.
+    let (w, h) = (width.div_ceil(scale), height.div_ceil(scale));
+    let got = decoder.scale(w as u16, h as u16).map_err(to_error)?;
+    if (u32::from(got.0), u32::from(got.1)) != (w, h) {
+        return Err(Error::Decode(format!("scaled JPEG decode gave {got:?}, not {w}x{h}")));
+    }
+    let pixels = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => decoder.decode().map_err(to_error)?,
+        jpeg_decoder::PixelFormat::L8 => decoder.decode().map_err(to_error)?.into_iter().flat_map(|v| [v, v, v]).collect(),
+        jpeg_decoder::PixelFormat::L16 | jpeg_decoder::PixelFormat::CMYK32 => return Ok(None),
+    };
+    if pixels.len() != w as usize * h as usize * 3 {
+        return Err(Error::Decode(format!("scaled JPEG decode gave {} bytes for {w}x{h}", pixels.len())));
+    }
+    Ok(Some(RgbImage { width: w, height: h, pixels }))
 }
 
 /// A crop window in pixels.
@@ -112,6 +172,23 @@ pub struct TrainTransform {
     pub mean: [f32; 3],
     /// Per-channel standard deviation.
     pub std: [f32; 3],
+    /// Decode JPEGs at a reduced DCT scale when the crop allows 1/4 or less ([`decode_scale`],
+    /// [`SCALED_DECODE_FROM`]); on by default. Off, every JPEG is decoded in full: the same crops,
+    /// pixels close to the scaled ones (mean |Δ| about 1 level of 255, docs/perf.md).
+    pub scaled_decode: bool,
+}
+
+/// The smallest DCT scale, as a denominator, that the training transform decodes at: a crop that
+/// allows only 1/2 is decoded in full, as zune-jpeg's full decode (then a larger resize) was faster
+/// than `jpeg-decoder` at 1/2 on the benchmark's photos (2.24 against 2.37 ms per crop), while 1/4
+/// took 3.14 ms against 4.57 (`examples/scaled_decode.rs`).
+pub const SCALED_DECODE_FROM: u32 = 4;
+
+/// The DCT scale denominator (1, 2, 4 or 8) a JPEG can be decoded at for `crop` to be resized to
+/// `size`: the largest that keeps both sides of the crop at or above `size` once divided by it.
+/// 1 (a full decode) unless the crop is at least `2 · size` in both dimensions.
+pub fn decode_scale(crop: &Crop, size: u32) -> u32 {
+    [8, 4, 2].into_iter().find(|&d| crop.width / d >= size && crop.height / d >= size).unwrap_or(1)
 }
 
 thread_local! {
@@ -131,7 +208,7 @@ impl TrainTransform {
     /// [`PreprocessConfig`](crate::PreprocessConfig)'s `mean` and `std`, as open_clip's training
     /// transform takes them from the pretrained tag).
     pub fn with_stats(image_size: u32, mean: [f32; 3], std: [f32; 3]) -> Self {
-        Self { image_size, scale: (0.9, 1.0), ratio: (3.0 / 4.0, 4.0 / 3.0), mean, std }
+        Self { image_size, scale: (0.9, 1.0), ratio: (3.0 / 4.0, 4.0 / 3.0), mean, std, scaled_decode: true }
     }
 
     /// Checks the size is at least 1 and the statistics usable (finite, std above 0).
@@ -177,25 +254,53 @@ impl TrainTransform {
         self.crop_pixels(image.width, image.height, &image.pixels, rng)
     }
 
-    /// [`TrainTransform::crop_rgb`] of encoded bytes; JPEGs are decoded into a per-thread buffer.
+    /// [`TrainTransform::crop_rgb`] of encoded bytes. For a JPEG the crop is drawn from its header
+    /// first (the same draw as for its decoded pixels); then it is decoded at [`decode_scale`]'s
+    /// reduced size when that is at least [`SCALED_DECODE_FROM`] and
+    /// [`TrainTransform::scaled_decode`] is on, else in full into a per-thread buffer.
     pub fn crop_encoded(&self, bytes: &[u8], rng: &mut impl Rng) -> Result<Vec<u8>> {
         if !is_jpeg(bytes) {
             return self.crop_rgb(&decode_rgb(bytes)?, rng);
         }
-        JPEG_PIXELS.with_borrow_mut(|buffer| {
-            let (width, height) = decode_jpeg_into(bytes, buffer)?;
-            self.crop_pixels(width, height, &buffer[..width as usize * height as usize * 3], rng)
+        contain_panics(|| {
+            let mut decoder = jpeg_decoder_for(bytes);
+            let (width, height) = jpeg_headers(&mut decoder)?;
+            let crop = self.crop(width, height, rng);
+            let scale = if self.scaled_decode { decode_scale(&crop, self.image_size) } else { 1 };
+            // A file the reduced decoder refuses or cannot give as RGB is decoded in full, so that
+            // only what zune-jpeg refuses is skipped, with or without scaled decoding.
+            if scale >= SCALED_DECODE_FROM
+                && let Ok(Some(image)) = decode_jpeg_scaled(bytes, scale)
+            {
+                if (image.width, image.height) != (width.div_ceil(scale), height.div_ceil(scale)) {
+                    return Err(Error::Decode(format!("JPEG decoders disagree: {width}x{height} at 1/{scale} gave {}x{}", image.width, image.height)));
+                }
+                // The scaled image is `ceil(side / scale)` a side: the crop box divided by the scale
+                // lies inside it, and its sides are at least `image_size` (see `decode_scale`).
+                let d = f64::from(scale);
+                let scaled = (f64::from(crop.left) / d, f64::from(crop.top) / d, f64::from(crop.width) / d, f64::from(crop.height) / d);
+                return self.resize_window(image.width, image.height, &image.pixels, scaled);
+            }
+            JPEG_PIXELS.with_borrow_mut(|buffer| {
+                decode_jpeg_body(decoder, width, height, buffer)?;
+                let window = (f64::from(crop.left), f64::from(crop.top), f64::from(crop.width), f64::from(crop.height));
+                self.resize_window(width, height, &buffer[..width as usize * height as usize * 3], window)
+            })
         })
     }
 
     fn crop_pixels(&self, width: u32, height: u32, pixels: &[u8], rng: &mut impl Rng) -> Result<Vec<u8>> {
         let crop = self.crop(width, height, rng);
+        let window = (f64::from(crop.left), f64::from(crop.top), f64::from(crop.width), f64::from(crop.height));
+        self.resize_window(width, height, pixels, window)
+    }
+
+    /// Resizes the window `(left, top, width, height)` of the image to the output size.
+    fn resize_window(&self, width: u32, height: u32, pixels: &[u8], (left, top, w, h): (f64, f64, f64, f64)) -> Result<Vec<u8>> {
         let source = ImageRef::new(width, height, pixels, PixelType::U8x3)
             .map_err(|e| Error::Decode(format!("bad pixel buffer: {e}")))?;
         let mut target = Image::new(self.image_size, self.image_size, PixelType::U8x3);
-        let options = ResizeOptions::new()
-            .resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom))
-            .crop(f64::from(crop.left), f64::from(crop.top), f64::from(crop.width), f64::from(crop.height));
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom)).crop(left, top, w, h);
         RESIZER
             .with_borrow_mut(|resizer| resizer.resize(&source, &mut target, &options))
             .map_err(|e| Error::Decode(format!("resize failed: {e}")))?;
