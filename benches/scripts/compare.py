@@ -90,6 +90,7 @@ class Workloads:
         self.work = pathlib.Path(args.work).resolve()
         self.threads = args.threads
         self.env = dict(os.environ, LD_LIBRARY_PATH=str(pathlib.Path(torch.__file__).parent / "lib"))
+        self._flops, self._peak = {}, None
         self.work.mkdir(parents=True, exist_ok=True)
         self._prepare()
 
@@ -288,9 +289,50 @@ class Workloads:
         config = [] if model.startswith("ViT") else [subprocess.run([self.bin / "bench_step", "--config", model],
                                                                       capture_output=True, text=True, check=True,
                                                                       env=self.env).stdout.strip()]
-        return both(lambda: run_json([self.bin / "bench_step", *args], self.env)["median_s"],
-                    lambda: run_json([sys.executable, HERE / "bench_step.py", *args, *config], self.env)["median_s"],
-                    ours_first)
+        result = both(lambda: run_json([self.bin / "bench_step", *args], self.env)["median_s"],
+                      lambda: run_json([sys.executable, HERE / "bench_step.py", *args, *config], self.env)["median_s"],
+                      ours_first)
+        result["flops"] = self._training_flops(model, config[0] if config else None, batch)
+        return result
+
+    def _training_flops(self, model, config_json, batch):
+        """Model FLOPs of one training step: 3 × the forward's (backward ≈ 2 × forward, as
+        docs/scaling.md counts), the forward counted by torch's FlopCounterMode on open_clip's model
+        at this batch (matrix products, convolutions and attention; 2 FLOPs per multiply-add). The
+        same count for both sides: work one side skips (our packed texts, our pooled last block)
+        is not subtracted, so MFU says how fast each runs the model, not how much it computes."""
+        key = (model, config_json, batch)
+        if key not in self._flops:
+            import bench_step
+            from torch.utils.flop_counter import FlopCounterMode
+            # Training mode, autograd on: in eval under no_grad, nn.MultiheadAttention takes its fused
+            # fast path, whose FLOPs the counter does not see.
+            net = bench_step.build(model, config_json).train()
+            size = net.visual.image_size
+            size = size[0] if isinstance(size, (tuple, list)) else size
+            images = torch.randn(batch, 3, size, size)
+            texts = torch.randint(0, net.vocab_size, (batch, net.context_length))
+            counter = FlopCounterMode(display=False)
+            with counter:
+                net(images, texts)
+            self._flops[key] = 3 * counter.get_total_flops()
+        return self._flops[key]
+
+    def matmul_peak(self):
+        """The machine's fp32 matrix-product rate at the benchmark's thread count: the best of 5
+        `torch.mm` at each of 2048² and 4096² (2n³ FLOPs each), measured once per run. Work a side
+        skips still counts as model FLOPs, so MFU can pass 100 % when a step skips enough."""
+        if self._peak is None:
+            torch.set_num_threads(self.threads)
+            self._peak = 0.0
+            for n in (2048, 4096):
+                a, b = torch.randn(n, n), torch.randn(n, n)
+                torch.mm(a, b)
+                for _ in range(5):
+                    start = time.perf_counter()
+                    torch.mm(a, b)
+                    self._peak = max(self._peak, 2 * n ** 3 / (time.perf_counter() - start))
+        return self._peak
 
     def step_tiny(self, ours_first):
         return self._step("tiny", 256, 5, ours_first)
@@ -418,7 +460,7 @@ def fmt(seconds):
     return f"{seconds * 1e3:.2f} ms" if seconds < 1 else f"{seconds:.3f} s"
 
 
-def render(results, args, started, took):
+def render(results, args, started, took, peak=None):
     lines = [
         BEGIN,
         f"Machine: {machine()}; torch {torch.__version__}, open_clip {open_clip.__version__}, Python "
@@ -443,6 +485,24 @@ def render(results, args, started, took):
         verdict = "" if target is None else ("met" if ratio <= target else "**missed**")
         lines.append(f"| {label} | {reference} | {fmt(ours)} | {fmt(theirs)} | {ratio:.3f} | "
                      f"{'—' if target is None else f'≤ {target}'} | {verdict} |")
+    steps = [(key, label) for key, label, _, _ in TABLE if key in results and results[key] and "flops" in results[key][0]]
+    if steps and peak:
+        lines += [
+            "",
+            f"Model FLOPs utilisation of the training-step rows against this run's fp32 matrix-product peak, "
+            f"{peak / 1e9:.1f} GFLOP/s at {args.threads} threads (best of 5 `torch.mm` at 2048² and 4096²). "
+            "Model FLOPs per step = 3 × the forward's, counted by torch's FlopCounterMode on open_clip's model, "
+            "the same count for both sides (work a side skips is not subtracted).",
+            "",
+            "| workload | model FLOPs / step | clip-rs GFLOP/s | clip-rs MFU | reference GFLOP/s | reference MFU |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for key, label in steps:
+            flops = results[key][0]["flops"]
+            ours = flops / statistics.median(r["ours"] for r in results[key])
+            theirs = flops / statistics.median(r["theirs"] for r in results[key])
+            lines.append(f"| {label} | {flops / 1e9:.1f} G | {ours / 1e9:.1f} | {100 * ours / peak:.1f} % | "
+                         f"{theirs / 1e9:.1f} | {100 * theirs / peak:.1f} % |")
     lines.append(END)
     return "\n".join(lines)
 
@@ -478,7 +538,8 @@ def main():
             last = results[key][-1]
             print(f"repeat {r + 1}/{args.repeats} {key}: clip-rs {fmt(last['ours'])}, reference {fmt(last['theirs'])}",
                   flush=True)
-    block = render(results, args, started, time.perf_counter() - start)
+    has_steps = any(runs and "flops" in runs[0] for runs in results.values())
+    block = render(results, args, started, time.perf_counter() - start, workloads.matmul_peak() if has_steps else None)
     print(block)
     (pathlib.Path(args.work) / "results.json").write_text(json.dumps(results, indent=1))
     if args.write:
