@@ -75,7 +75,9 @@ pub(crate) fn ensure(root: &Path, options: Options) -> Result<Libtorch> {
             .context("pip reported success but .venv has no torch/ folder; delete .venv and rerun")?;
         Libtorch::verify(&dir)?
     };
-    ensure_gloo_headers(options.verbose)?;
+    for package in DEBIAN_PACKAGES {
+        ensure_debian_package(package, options.verbose)?;
+    }
     Ok(torch)
 }
 
@@ -188,11 +190,30 @@ fn check_free_space(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// gloo's own headers (Debian's `libgloo-dev`) for the c10d Gloo shim; libtorch ships only c10d's.
-fn ensure_gloo_headers(verbose: bool) -> Result<()> {
-    if Path::new("/usr/include/gloo/algorithm.h").exists() {
+/// A Debian package the build or the tests need, installed by `ensure_debian_package` when `marker`
+/// (a file it ships) is absent.
+struct DebianPackage {
+    name: &'static str,
+    marker: &'static str,
+    why: &'static str,
+}
+
+/// Debian packages the build needs: gloo's own headers for the c10d Gloo shim (libtorch ships only
+/// c10d's), and nasm for libjpeg-turbo's SIMD in the training decode (mozjpeg-sys builds without it,
+/// about half as fast).
+const DEBIAN_PACKAGES: &[DebianPackage] = &[
+    DebianPackage { name: "libgloo-dev", marker: "/usr/include/gloo/algorithm.h", why: "gloo headers for the c10d Gloo backend" },
+    DebianPackage { name: "nasm", marker: "/usr/bin/nasm", why: "SIMD for the training JPEG decoder" },
+];
+
+/// Installs `package` through apt when its marker file is absent and this is root on a Debian-like
+/// system; otherwise prints the command to run and goes on (the build degrades or fails with its
+/// own message).
+fn ensure_debian_package(package: &DebianPackage, verbose: bool) -> Result<()> {
+    let DebianPackage { name, marker, why } = package;
+    if Path::new(marker).exists() {
         if verbose {
-            eprintln!("setup: gloo headers present (/usr/include/gloo)");
+            eprintln!("setup: {name} present ({marker})");
         }
         return Ok(());
     }
@@ -202,16 +223,13 @@ fn ensure_gloo_headers(verbose: bool) -> Result<()> {
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
     let has_apt = Command::new("apt-get").arg("--version").output().is_ok();
     if !(is_root && has_apt) {
-        eprintln!(
-            "setup: gloo headers are missing; the CPU collective backend needs them. Run:\n  \
-             sudo apt-get install -y libgloo-dev"
-        );
+        eprintln!("setup: {name} is missing ({why}). Run:\n  sudo apt-get install -y {name}");
         return Ok(());
     }
-    eprintln!("setup: installing libgloo-dev (gloo headers for the c10d Gloo backend)");
+    eprintln!("setup: installing {name} ({why})");
     let install = || {
         Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends", "libgloo-dev"])
+            .args(["install", "-y", "-q", "--no-install-recommends", name])
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()
     };
@@ -221,7 +239,7 @@ fn ensure_gloo_headers(verbose: bool) -> Result<()> {
     // A stale package list is the usual cause; refresh it once and try again.
     Command::new("apt-get").args(["update", "-q"]).status()?;
     if !install()?.success() {
-        bail!("`apt-get install libgloo-dev` failed; see apt's message above, fix it and rerun");
+        bail!("`apt-get install {name}` failed; see apt's message above, fix it and rerun");
     }
     Ok(())
 }
