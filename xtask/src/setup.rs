@@ -199,11 +199,12 @@ struct DebianPackage {
 }
 
 /// Debian packages the build needs: gloo's own headers for the c10d Gloo shim (libtorch ships only
-/// c10d's), and nasm for libjpeg-turbo's SIMD in the training decode (mozjpeg-sys builds without it,
-/// about half as fast).
+/// c10d's), nasm for libjpeg-turbo's SIMD in the training decode (mozjpeg-sys builds without it,
+/// about half as fast), and ffmpeg for video sets (clip-eval's `video` runs ffprobe and ffmpeg).
 const DEBIAN_PACKAGES: &[DebianPackage] = &[
     DebianPackage { name: "libgloo-dev", marker: "/usr/include/gloo/algorithm.h", why: "gloo headers for the c10d Gloo backend" },
     DebianPackage { name: "nasm", marker: "/usr/bin/nasm", why: "SIMD for the training JPEG decoder" },
+    DebianPackage { name: "ffmpeg", marker: "/usr/bin/ffprobe", why: "ffmpeg and ffprobe, which take the middle frame of each clip of a video set" },
 ];
 
 /// Installs `package` through apt when its marker file is absent and this is root on a Debian-like
