@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc/autocast.cpp");
+    println!("cargo:rerun-if-changed=csrc/checkpoint.cpp");
     println!("cargo:rerun-if-changed=csrc/jit.cpp");
     println!("cargo:rerun-if-changed=csrc/zip.cpp");
     // torch-sys (links = "tch") exports its lib dir to direct dependents as DEP_TCH_LIBTORCH_LIB.
@@ -20,6 +21,7 @@ fn main() {
         .include(root.join("include/torch/csrc/api/include"))
         .warnings(false)
         .file("csrc/autocast.cpp")
+        .file("csrc/checkpoint.cpp")
         .file("csrc/jit.cpp")
         .file("csrc/zip.cpp")
         .compile("clip_tensor_shim");

@@ -27,6 +27,9 @@ pub enum Error {
     /// The autocast shim reported a libtorch exception.
     #[error("libtorch refused to {0} autocast")]
     Autocast(&'static str),
+    /// The gradient-checkpointing shim reported a libtorch exception.
+    #[error("gradient checkpointing: {0}")]
+    Checkpoint(String),
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {

@@ -4,6 +4,8 @@
 //!   absent (tch's `cuda_if_available` silently falls back to CPU).
 //! - [`precision`]: fp32/bf16/fp16 and an autocast region that sets the low-precision dtype per device
 //!   (tch's own `autocast` is CUDA-only and fixed to fp16).
+//! - [`checkpoint`]: gradient checkpointing (`torch.utils.checkpoint`, reentrant) for blocks
+//!   written in Rust: kept input, recomputed inside, through a C++ autograd function.
 //! - [`seed`]: one call that seeds libtorch's CPU and CUDA generators and the host RNG.
 //! - [`safetensors`]: strict loading (missing, unexpected and mis-shaped keys reported together) and
 //!   saving through [`atomic`], which never leaves a half-written file where a good one was.
@@ -19,6 +21,7 @@
 
 pub mod alloc;
 pub mod atomic;
+pub mod checkpoint;
 pub mod device;
 mod error;
 pub mod pickle;
