@@ -1,5 +1,5 @@
 //! Measures the training transform's scaled JPEG decoding on a folder of JPEGs: the time per
-//! image of the raw decoders (zune-jpeg in full, jpeg-decoder in full and at the DCT scale the
+//! image of the raw decoders (zune-jpeg in full, libjpeg-turbo in full and at the DCT scale the
 //! crop allows) and of the whole crop (`TrainTransform::crop_encoded` with scaled decoding off and
 //! on, the same crops), on one thread, overall and by the DCT scale each crop allows; and the mean
 //! |Δ| between the two crops' pixels where the decode was scaled.
@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use clip_data::transform::{SCALED_DECODE_FROM, TrainTransform, decode_rgb, decode_scale};
+use clip_data::transform::{TrainTransform, decode_jpeg_scaled, decode_rgb, decode_scale};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -24,9 +24,7 @@ fn main() {
     let mut paths: Vec<_> = std::fs::read_dir(dir).expect("a folder").map(|e| e.expect("an entry").path()).collect();
     paths.sort();
     let files: Vec<Vec<u8>> = paths.iter().map(|p| std::fs::read(p).expect("readable")).collect();
-    // jpeg-decoder runs its per-component work on the current rayon pool: one thread here.
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a pool");
-    pool.install(|| run(&files, size, passes));
+    run(&files, size, passes);
 }
 
 fn run(files: &[Vec<u8>], size: u32, passes: u32) {
@@ -53,19 +51,13 @@ fn run(files: &[Vec<u8>], size: u32, passes: u32) {
     let zune = best(&|_, b| {
         decode_rgb(b).expect("decodes");
     });
-    let scales = &scales;
-    let jd = |scale: u32| {
-        move |i: usize, b: &[u8]| {
-            let mut d = jpeg_decoder::Decoder::new(b);
-            d.read_info().expect("a header");
-            let info = d.info().expect("a frame");
-            let s = if scale == 0 { scales[i] } else { scale };
-            d.scale(info.width.div_ceil(s as u16), info.height.div_ceil(s as u16)).expect("scales");
-            d.decode().expect("decodes");
-        }
+    let libjpeg = |scale_of: &dyn Fn(usize) -> u32| {
+        best(&|i, b| {
+            decode_jpeg_scaled(b, scale_of(i)).expect("decodes").expect("RGB");
+        })
     };
-    let jd_full = best(&jd(1));
-    let jd_scaled = best(&jd(0));
+    let tj_full = libjpeg(&|_| 1);
+    let tj_scaled = libjpeg(&|i| scales[i]);
     let crop = |t: &TrainTransform, i: usize, b: &[u8]| {
         t.crop_encoded(b, &mut ChaCha8Rng::seed_from_u64(i as u64)).expect("crops");
     };
@@ -77,7 +69,7 @@ fn run(files: &[Vec<u8>], size: u32, passes: u32) {
         let c = scaled.crop_encoded(b, &mut ChaCha8Rng::seed_from_u64(i as u64)).expect("crops");
         let d: u64 = a.iter().zip(&c).map(|(x, y)| u64::from(x.abs_diff(*y))).sum();
         worst = worst.max(d as f64 / a.len() as f64);
-        if scales[i] >= SCALED_DECODE_FROM {
+        if scales[i] > 1 {
             sum += d;
             n += a.len() as u64;
         }
@@ -110,7 +102,7 @@ fn run(files: &[Vec<u8>], size: u32, passes: u32) {
     println!("{{\"crop_ms_full_vs_scaled_by_scale\": {{{}}}}}", per_scale.join(", "));
     println!(
         "{{\"images\": {}, \"size\": {size}, \"scales\": {{\"1\": {}, \"2\": {}, \"4\": {}, \"8\": {}}}, \
-         \"ms_per_image\": {{\"zune_full\": {zune:.3}, \"jpeg_decoder_full\": {jd_full:.3}, \"jpeg_decoder_scaled\": {jd_scaled:.3}, \
+         \"ms_per_image\": {{\"zune_full\": {zune:.3}, \"libjpeg_full\": {tj_full:.3}, \"libjpeg_scaled\": {tj_scaled:.3}, \
          \"crop_full_decode\": {crop_full:.3}, \"crop_scaled_decode\": {crop_scaled:.3}}}, \
          \"mean_abs_delta_of_scaled_crops\": {:.3}, \"worst_image_mean_abs_delta\": {worst:.3}}}",
         files.len(),

@@ -1,18 +1,16 @@
 //! The training transform, open_clip's `image_transform(size, is_train=True)`:
 //! `RandomResizedCrop(size, scale=(0.9, 1.0), ratio=(3/4, 4/3), bicubic)`, RGB, `ToTensor`,
 //! `Normalize`. Unlike the evaluation transform it needs no bit-parity with PIL (the crop is random
-//! anyway), so it takes the fast road: JPEGs decoded by zune-jpeg straight to RGB, and the crop and
-//! resize done in one pass by `fast_image_resize`'s SIMD convolution with PIL's bicubic kernel
-//! (Catmull-Rom, support widened when shrinking, as PIL does). The crop is drawn from the JPEG's
-//! header before any pixel is decoded; when it is at least twice the output size in both
-//! dimensions, the JPEG can be decoded at the smallest DCT scale (1/2, 1/4, 1/8) that keeps the crop
-//! at or above the output size ([`decode_scale`]), as PIL's `draft` and libjpeg-turbo's scaled
-//! decoding do, the crop box scaled with it. The reduced decode is `jpeg-decoder`'s (pure Rust; its
-//! reduced IDCT), whose entropy decoding is slower than zune-jpeg's: measured on photos, it wins
-//! from 1/4 on and loses at 1/2, so crops that allow only 1/2 are decoded in full by zune-jpeg
-//! ([`SCALED_DECODE_FROM`], [`TrainTransform::scaled_decode`]). open_clip always crops bicubic here,
-//! whatever the weights' interpolation; only their mean and std carry over
-//! ([`TrainTransform::with_stats`]).
+//! anyway), so it takes the fast road. The crop is drawn from the JPEG's header before any pixel is
+//! decoded; the JPEG is then decoded to RGB by libjpeg-turbo (through `mozjpeg`, with its SIMD) at
+//! the smallest DCT scale (1, 1/2, 1/4, 1/8) that keeps the crop at or above the output size
+//! ([`decode_scale`]), as PIL's `draft` and DALI do, the crop box scaled with it. A file
+//! libjpeg-turbo refuses or cannot give as RGB (CMYK; corrupt data, whose warnings count as errors
+//! here) is decoded in full by zune-jpeg, whose strictness then decides, so the same files are
+//! skipped with or without scaled decoding ([`TrainTransform::scaled_decode`]). The crop and resize
+//! are one pass of `fast_image_resize`'s SIMD convolution with PIL's bicubic kernel (Catmull-Rom,
+//! support widened when shrinking, as PIL does). open_clip always crops bicubic here, whatever the
+//! weights' interpolation; only their mean and std carry over ([`TrainTransform::with_stats`]).
 
 use std::cell::RefCell;
 
@@ -23,6 +21,8 @@ use zune_core::bytestream::ZCursor;
 use zune_core::colorspace::ColorSpace;
 use zune_core::options::DecoderOptions;
 use zune_jpeg::JpegDecoder;
+
+mod libjpeg;
 
 use crate::preprocess::{MAX_PIXELS, OPENAI_MEAN, OPENAI_STD, SourceImage, contain_panics, validate_transform};
 use crate::{Error, Result};
@@ -108,42 +108,17 @@ fn decode_jpeg_body(mut decoder: JpegDecoder<ZCursor<&[u8]>>, width: u32, height
     decoder.decode_into(&mut buffer[..len]).map_err(|e| Error::Decode(e.to_string()))
 }
 
-/// Decodes a JPEG at `1/scale` of its size (`scale` 1, 2, 4 or 8) by a reduced IDCT, to RGB:
-/// `ceil(side / scale)` a side. `None` where the reduced decoder cannot give RGB (CMYK and 16-bit
-/// JPEGs; the training transform decodes those in full instead). Panics are contained and the pixel
-/// limit applies, as for [`decode_rgb`].
+/// Decodes a JPEG at `1/scale` of its size (`scale` 1, 2, 4 or 8) by libjpeg-turbo's scaled IDCT,
+/// to RGB: `ceil(side / scale)` a side. `None` where it cannot give RGB (CMYK and YCCK JPEGs; the
+/// training transform decodes those in full by zune-jpeg instead). Strict: corrupt data, which
+/// libjpeg only warns about (a file cut short is padded with grey), is an error. Panics are
+/// contained and the pixel limit applies, as for [`decode_rgb`].
 pub fn decode_jpeg_scaled(bytes: &[u8], scale: u32) -> Result<Option<RgbImage>> {
-    contain_panics(|| decode_jpeg_scaled_unguarded(bytes, scale))
-}
-
-fn decode_jpeg_scaled_unguarded(bytes: &[u8], scale: u32) -> Result<Option<RgbImage>> {
-    if ![1, 2, 4, 8].contains(&scale) {
-        return Err(Error::Decode(format!("JPEG DCT scale 1/{scale}: only 1, 1/2, 1/4 and 1/8 exist")));
-    }
-    let to_error = |e: jpeg_decoder::Error| Error::Decode(e.to_string());
-    let mut decoder = jpeg_decoder::Decoder::new(bytes);
-    decoder.read_info().map_err(to_error)?;
-    let info = decoder.info().ok_or_else(|| Error::Decode("JPEG without a frame header".into()))?;
-    let (width, height) = (u32::from(info.width), u32::from(info.height));
-    if u64::from(width) * u64::from(height) > MAX_PIXELS {
-        return Err(Error::TooLarge { width, height, limit: MAX_PIXELS });
-    }
-    // The decoder picks the smallest DCT scale giving at least the requested size on one axis:
-    // asking for exactly `ceil(side / scale)` gives `1/scale`.
-    let (w, h) = (width.div_ceil(scale), height.div_ceil(scale));
-    let got = decoder.scale(w as u16, h as u16).map_err(to_error)?;
-    if (u32::from(got.0), u32::from(got.1)) != (w, h) {
-        return Err(Error::Decode(format!("scaled JPEG decode gave {got:?}, not {w}x{h}")));
-    }
-    let pixels = match info.pixel_format {
-        jpeg_decoder::PixelFormat::RGB24 => decoder.decode().map_err(to_error)?,
-        jpeg_decoder::PixelFormat::L8 => decoder.decode().map_err(to_error)?.into_iter().flat_map(|v| [v, v, v]).collect(),
-        jpeg_decoder::PixelFormat::L16 | jpeg_decoder::PixelFormat::CMYK32 => return Ok(None),
-    };
-    if pixels.len() != w as usize * h as usize * 3 {
-        return Err(Error::Decode(format!("scaled JPEG decode gave {} bytes for {w}x{h}", pixels.len())));
-    }
-    Ok(Some(RgbImage { width: w, height: h, pixels }))
+    let mut pixels = Vec::new();
+    Ok(libjpeg::decode_into(bytes, scale, &mut pixels)?.map(|(width, height)| {
+        pixels.truncate(width as usize * height as usize * 3);
+        RgbImage { width, height, pixels }
+    }))
 }
 
 /// A crop window in pixels.
@@ -172,17 +147,11 @@ pub struct TrainTransform {
     pub mean: [f32; 3],
     /// Per-channel standard deviation.
     pub std: [f32; 3],
-    /// Decode JPEGs at a reduced DCT scale when the crop allows 1/4 or less ([`decode_scale`],
-    /// [`SCALED_DECODE_FROM`]); on by default. Off, every JPEG is decoded in full: the same crops,
-    /// pixels close to the scaled ones (mean |Δ| about 1 level of 255, docs/perf.md).
+    /// Decode JPEGs at the reduced DCT scale the crop allows ([`decode_scale`]); on by default. Off,
+    /// every JPEG is decoded in full: the same crops, pixels close to the scaled ones (mean |Δ| about
+    /// 1 level of 255, docs/perf.md).
     pub scaled_decode: bool,
 }
-
-/// The smallest DCT scale, as a denominator, that the training transform decodes at: a crop that
-/// allows only 1/2 is decoded in full, as zune-jpeg's full decode (then a larger resize) was faster
-/// than `jpeg-decoder` at 1/2 on the benchmark's photos (2.24 against 2.37 ms per crop), while 1/4
-/// took 3.14 ms against 4.57 (`examples/scaled_decode.rs`).
-pub const SCALED_DECODE_FROM: u32 = 4;
 
 /// The DCT scale denominator (1, 2, 4 or 8) a JPEG can be decoded at for `crop` to be resized to
 /// `size`: the largest that keeps both sides of the crop at or above `size` once divided by it.
@@ -255,9 +224,9 @@ impl TrainTransform {
     }
 
     /// [`TrainTransform::crop_rgb`] of encoded bytes. For a JPEG the crop is drawn from its header
-    /// first (the same draw as for its decoded pixels); then it is decoded at [`decode_scale`]'s
-    /// reduced size when that is at least [`SCALED_DECODE_FROM`] and
-    /// [`TrainTransform::scaled_decode`] is on, else in full into a per-thread buffer.
+    /// first (the same draw as for its decoded pixels); then it is decoded by libjpeg-turbo at
+    /// [`decode_scale`]'s reduced size ([`TrainTransform::scaled_decode`] on) or in full, into a
+    /// per-thread buffer; what libjpeg-turbo refuses or cannot give as RGB goes to zune-jpeg in full.
     pub fn crop_encoded(&self, bytes: &[u8], rng: &mut impl Rng) -> Result<Vec<u8>> {
         if !is_jpeg(bytes) {
             return self.crop_rgb(&decode_rgb(bytes)?, rng);
@@ -267,21 +236,19 @@ impl TrainTransform {
             let (width, height) = jpeg_headers(&mut decoder)?;
             let crop = self.crop(width, height, rng);
             let scale = if self.scaled_decode { decode_scale(&crop, self.image_size) } else { 1 };
-            // A file the reduced decoder refuses or cannot give as RGB is decoded in full, so that
-            // only what zune-jpeg refuses is skipped, with or without scaled decoding.
-            if scale >= SCALED_DECODE_FROM
-                && let Ok(Some(image)) = decode_jpeg_scaled(bytes, scale)
-            {
-                if (image.width, image.height) != (width.div_ceil(scale), height.div_ceil(scale)) {
-                    return Err(Error::Decode(format!("JPEG decoders disagree: {width}x{height} at 1/{scale} gave {}x{}", image.width, image.height)));
-                }
-                // The scaled image is `ceil(side / scale)` a side: the crop box divided by the scale
-                // lies inside it, and its sides are at least `image_size` (see `decode_scale`).
-                let d = f64::from(scale);
-                let scaled = (f64::from(crop.left) / d, f64::from(crop.top) / d, f64::from(crop.width) / d, f64::from(crop.height) / d);
-                return self.resize_window(image.width, image.height, &image.pixels, scaled);
-            }
             JPEG_PIXELS.with_borrow_mut(|buffer| {
+                // A file libjpeg-turbo refuses is decoded in full by zune-jpeg, so that only what
+                // zune-jpeg refuses is skipped, with or without scaled decoding.
+                if let Ok(Some(dims)) = libjpeg::decode_into(bytes, scale, buffer) {
+                    if dims != (width.div_ceil(scale), height.div_ceil(scale)) {
+                        return Err(Error::Decode(format!("JPEG decoders disagree: {width}x{height} at 1/{scale} gave {dims:?}")));
+                    }
+                    // The scaled image is `ceil(side / scale)` a side: the crop box divided by the
+                    // scale lies inside it, and its sides are at least `image_size` (`decode_scale`).
+                    let d = f64::from(scale);
+                    let scaled = (f64::from(crop.left) / d, f64::from(crop.top) / d, f64::from(crop.width) / d, f64::from(crop.height) / d);
+                    return self.resize_window(dims.0, dims.1, &buffer[..dims.0 as usize * dims.1 as usize * 3], scaled);
+                }
                 decode_jpeg_body(decoder, width, height, buffer)?;
                 let window = (f64::from(crop.left), f64::from(crop.top), f64::from(crop.width), f64::from(crop.height));
                 self.resize_window(width, height, &buffer[..width as usize * height as usize * 3], window)
