@@ -60,6 +60,11 @@ pub struct ModelSection {
     /// `vision_cfg.patch_dropout`. Unset: the model config's (0 in every preset). Evaluation never
     /// drops. A ModifiedResNet refuses a non-zero value.
     pub patch_dropout: Option<f64>,
+    /// Gradient checkpointing (open_clip's `--grad-checkpointing`): each residual block of both
+    /// towers (each stage of a ModifiedResNet) keeps only its input in the forward pass and is
+    /// computed again in the backward, for less memory at the cost of one more forward pass.
+    /// The same loss and gradients; evaluation never checkpoints.
+    pub grad_checkpointing: bool,
 }
 
 impl ModelSection {
@@ -204,6 +209,7 @@ impl Default for ModelSection {
             weights: String::new(),
             lock_image: false,
             patch_dropout: None,
+            grad_checkpointing: false,
         }
     }
 }
