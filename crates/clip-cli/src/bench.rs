@@ -224,6 +224,7 @@ pub(crate) fn run(options: Options) -> Result<()> {
         classifier_cache,
         preprocess,
         tokenizer,
+        frame_cache: Some(options.out.join("frames")),
     };
     let mut bar = Passes { who, bar: None };
     let mut report = Report { model: name.clone(), weights, results: Vec::new(), missing, failed: Vec::new() };

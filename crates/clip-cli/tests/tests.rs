@@ -11,3 +11,4 @@ mod launch; // clip launch and torchrun run multi-rank jobs of the clip binary o
 mod support;
 mod tokenize; // stdin lines to JSON id rows, in order, invalid UTF-8 replaced with a warning
 mod train; // clip train resumes bitwise after SIGKILL, 2 ranks × B (or 2 accumulated batches) equal 1 × 2B, faults are counted
+mod video; // bench-zeroshot over UCF101's videos: the middle frame via ffmpeg, cached, splits averaged, bad clips counted

@@ -19,6 +19,7 @@ pub mod report;
 pub mod retrieval;
 pub mod robustness;
 pub mod suite;
+pub mod video;
 pub mod zeroshot;
 
 /// Errors from evaluation.

@@ -145,6 +145,9 @@ pub struct RunOptions {
     pub preprocess: Option<PreprocessConfig>,
     /// The model's tokenizer, for zero-shot classifiers and retrieval captions.
     pub tokenizer: TextTokenizer,
+    /// Where the middle frames of video sets are cached (`OUT/frames`; [`crate::video`]); `None`:
+    /// a set held as videos is an error.
+    pub frame_cache: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -307,12 +310,12 @@ pub fn zeroshot(
     if let Target::Retrieval(dir) = target {
         return retrieval(model, target, dir, options, progress);
     }
+    if let Some((info, dir, layout)) = video_target(target) {
+        return video_zeroshot(model, model_name, target, (info, dir, &layout), options, progress);
+    }
     let size = model.config.vision.image_size() as u32;
     let split = open_split(target, "test", size)?.ok_or_else(|| Error::Task("no test split".into()))?;
-    let classifier = match &options.classifier_cache {
-        Some(cache) => cache.classifier(&target.name(), model, &options.tokenizer, &split.classes, &split.templates, options.device)?,
-        None => crate::zeroshot::classifier(model, &options.tokenizer, &split.classes, &split.templates, options.device)?,
-    };
+    let classifier = zeroshot_classifier(model, target, &split, options)?;
     let (format, multilabel) = (split.format, split.multilabel);
     let features = features_of(model, target, split, "test", FeatureKind::Projected, options, progress)?;
     let logits = crate::zeroshot::logits(&features.features, &classifier).to_device(Device::Cpu);
@@ -324,6 +327,118 @@ pub fn zeroshot(
         DatasetResult::new(target.name(), "zeroshot_classification", metric.name(), &classification_scores(&logits, &features.labels, metric)?, samples)
     };
     result.skipped = features.skipped.samples();
+    result.paper = target.info().and_then(|i| i.paper_value(model_name));
+    result.format = format.into();
+    Ok(result)
+}
+
+/// The zero-shot classifier of `split`'s classes and templates, from the cache where there is one.
+fn zeroshot_classifier(model: &ClipModel, target: &Target, split: &OpenedSplit, options: &RunOptions) -> Result<Tensor> {
+    match &options.classifier_cache {
+        Some(cache) => cache.classifier(&target.name(), model, &options.tokenizer, &split.classes, &split.templates, options.device),
+        None => crate::zeroshot::classifier(model, &options.tokenizer, &split.classes, &split.templates, options.device),
+    }
+}
+
+/// A registry set held as videos ([`crate::video::layout`]): its entry, folder and layout.
+fn video_target(target: &Target) -> Option<(&'static DatasetInfo, &Path, crate::video::Layout)> {
+    match target {
+        Target::Registry(info, dir) => crate::video::layout(info, dir).map(|layout| (*info, dir.as_path(), layout)),
+        _ => None,
+    }
+}
+
+/// A split of a video set as its middle frames.
+struct VideoFrames {
+    /// The split's clips and folds.
+    clips: crate::video::VideoSplit,
+    /// The split opened over the middle frames that could be taken.
+    split: OpenedSplit,
+    /// The loader row of each clip (`None`: skipped).
+    rows: Vec<Option<i64>>,
+    /// Clips skipped, by reason.
+    skipped: clip_data::SkipCounts,
+}
+
+/// The middle frames of `split` of a video set (only its first fold's clips with `first_fold`);
+/// `None` when the set has no list for `split`.
+fn video_frames(
+    target: &Target,
+    (info, dir, layout): (&'static DatasetInfo, &Path, &crate::video::Layout),
+    split: &str,
+    first_fold: bool,
+    options: &RunOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Option<VideoFrames>> {
+    let Some(mut clips) = crate::video::open(info, dir, layout, split)? else { return Ok(None) };
+    if first_fold {
+        let (name, fold) = clips.folds.swap_remove(0);
+        clips.clips = fold.iter().map(|&i| clips.clips[i].clone()).collect();
+        clips.folds = vec![(name, (0..clips.clips.len()).collect())];
+    }
+    let cache = options.frame_cache.as_ref().ok_or_else(|| Error::Task(format!("{} holds videos: their middle frames need a cache folder", dir.display())))?;
+    progress(Progress::Split { what: format!("{} {split} middle frames", target.name()), total: Some(clips.clips.len() as u64) });
+    let (frames, skipped) = crate::video::middle_frames(&clips.clips, dir, &cache.join(&info.name), options.threads, &mut |n| progress(Progress::Done(n)))?;
+    let mut rows = Vec::with_capacity(frames.len());
+    let mut kept = Vec::new();
+    for (clip, frame) in clips.clips.iter().zip(frames) {
+        rows.push(frame.map(|png| {
+            kept.push((png, clip.label));
+            kept.len() as i64 - 1
+        }));
+    }
+    if kept.is_empty() {
+        return Err(Error::Task(format!("{}: no middle frame could be taken from the {split} clips ({skipped})", dir.display())));
+    }
+    let source = crate::video::FrameSource::new(kept).into_source();
+    let split = OpenedSplit { source, classes: info.classes.clone(), templates: info.templates.clone(), format: clips.format, multilabel: false };
+    Ok(Some(VideoFrames { clips, split, rows, skipped }))
+}
+
+/// Zero-shot classification of a video set by the middle frame of each clip; with several
+/// official folds (UCF101's three test lists) each is scored and the scores averaged, as the
+/// paper does, each fold's score beside the average.
+fn video_zeroshot(
+    model: &ClipModel,
+    model_name: &str,
+    target: &Target,
+    video: (&'static DatasetInfo, &Path, &crate::video::Layout),
+    options: &RunOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<DatasetResult> {
+    let VideoFrames { clips, split, rows, mut skipped } = video_frames(target, video, "test", false, options, progress)?.ok_or_else(|| Error::Task("no test list".into()))?;
+    let classifier = zeroshot_classifier(model, target, &split, options)?;
+    let format = split.format;
+    let features = features_of(model, target, split, "test", FeatureKind::Projected, options, progress)?;
+    let kept = rows.iter().flatten().count() as i64;
+    if features.labels.size()[0] != kept || features.skipped.samples() > 0 {
+        return Err(Error::Task(format!("{} of {kept} cached middle frames could not be read back: delete the frame cache and rerun", kept - features.labels.size()[0])));
+    }
+    skipped.merge(&features.skipped);
+    let logits = crate::zeroshot::logits(&features.features, &classifier).to_device(Device::Cpu);
+    let metric = target.metric();
+    let mut folds = Vec::new();
+    for (name, members) in &clips.folds {
+        let index: Vec<i64> = members.iter().filter_map(|&c| rows[c]).collect();
+        if index.is_empty() {
+            return Err(Error::Task(format!("{name}: none of its clips gave a middle frame")));
+        }
+        let index = Tensor::from_slice(&index);
+        folds.push((name.clone(), classification_scores(&logits.index_select(0, &index), &features.labels.index_select(0, &index), metric)?));
+    }
+    let n = folds.len() as f64;
+    let mean = |f: &dyn Fn(&crate::metrics::ClassificationScores) -> f64| folds.iter().map(|(_, s)| f(s)).sum::<f64>() / n;
+    let average = crate::metrics::ClassificationScores {
+        acc1: mean(&|s| s.acc1),
+        acc5: folds.iter().all(|(_, s)| s.acc5.is_some()).then(|| mean(&|s| s.acc5.unwrap_or_default())),
+        mean_per_class_recall: mean(&|s| s.mean_per_class_recall),
+        value: mean(&|s| s.value),
+    };
+    let mut result = DatasetResult::new(target.name(), "zeroshot_classification", metric.name(), &average, kept as u64);
+    if folds.len() > 1 {
+        result.scores = folds.iter().map(|(name, s)| (format!("{name}_{}", metric.name()), 100.0 * s.value)).collect();
+    }
+    result.skipped = skipped.samples();
     result.paper = target.info().and_then(|i| i.paper_value(model_name));
     result.format = format.into();
     Ok(result)
@@ -396,16 +511,25 @@ pub fn probe_data(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<ProbeData> {
     let size = model.config.vision.image_size() as u32;
-    let open = |split: &str| open_split(target, split, size);
-    let train_split = open("train")?.ok_or_else(|| Error::Task("no train split (the probe needs one)".into()))?;
-    let test_split = open("test")?.ok_or_else(|| Error::Task("no test split".into()))?;
+    // A video set's splits are its middle frames, taken first (UCF101: split 1's lists); the clips
+    // skipped there are counted with the split's other skips.
+    let video = video_target(target);
+    let mut frame_skips = std::collections::HashMap::new();
+    let mut open = |split: &str, progress: &mut dyn FnMut(Progress)| -> Result<Option<OpenedSplit>> {
+        let Some((info, dir, layout)) = &video else { return open_split(target, split, size) };
+        let Some(frames) = video_frames(target, (info, dir, layout), split, true, options, progress)? else { return Ok(None) };
+        frame_skips.insert(split.to_owned(), frames.skipped);
+        Ok(Some(frames.split))
+    };
+    let train_split = open("train", progress)?.ok_or_else(|| Error::Task("no train split (the probe needs one)".into()))?;
+    let test_split = open("test", progress)?.ok_or_else(|| Error::Task("no test split".into()))?;
     let multilabel = test_split.multilabel;
     let classes = test_split.classes.len() as i64;
     let format = test_split.format;
     let kind = FeatureKind::Unprojected;
     let mut validation_split = None;
     for name in ["valid", "val", "validation"] {
-        if let Some(split) = open(name)? {
+        if let Some(split) = open(name, progress)? {
             validation_split = Some((name, split));
             break;
         }
@@ -432,7 +556,10 @@ pub fn probe_data(
             (split(&t), split(&v), format!("{:.0}% of train, held out by seed 0", 100.0 * validation_fraction))
         }
     };
-    let test = features_of(model, target, test_split, "test", kind, options, progress)?;
+    let mut test = features_of(model, target, test_split, "test", kind, options, progress)?;
+    if let Some(skipped) = frame_skips.get("test") {
+        test.skipped.merge(skipped);
+    }
     Ok(ProbeData { train, validation, test, validation_source, classes, format, multilabel })
 }
 

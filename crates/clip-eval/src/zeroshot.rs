@@ -152,6 +152,7 @@ pub fn builtin_accuracy(model: &ClipModel, tokenizer: &TextTokenizer, task: Buil
         classifier_cache: None,
         preprocess: None,
         tokenizer: tokenizer.clone(),
+        frame_cache: None,
     };
     let features = split_features(model, source, false, FeatureKind::Projected, &options, |_| {})?;
     let classes: Vec<Vec<String>> = task.classnames().into_iter().map(|c| vec![c]).collect();

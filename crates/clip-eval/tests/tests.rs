@@ -7,3 +7,4 @@ mod registry; // 27 datasets with the paper's class counts, prompts and numbers;
 mod report; // CLIP_benchmark's result files: names, JSON, and `clip_benchmark build` on them
 mod robustness; // the shifted sets: CLIP_benchmark's ImageNet-R/-A masks, ObjectNet's classes from its data, the run summary
 mod support;
+mod video; // video sets as shipped: Kinetics' csv and clip names, UCF101's lists, middle frames with bad clips counted
