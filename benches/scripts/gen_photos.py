@@ -6,13 +6,15 @@ view) and scikit-learn's two sample photos. Each output is a random crop of one,
 longer side lands between `--long-side LO HI` pixels (256–1600 by default, the range of web photos;
 `--long-side 256 256` for img2dataset's default output size), saved at a random JPEG quality
 between `--quality LO HI` (70–95) with 4:2:0 chroma subsampling, as web photos are. Deterministic
-for a given seed.
+for a given seed. `--captions FILE` also writes an open_clip CSV (`filepath,title`) whose caption
+names each photo's source ("a photo of a cat"), for training runs on real photos.
 
     .venv/bin/python benches/scripts/gen_photos.py OUT_DIR [--count 600] [--seed 0] \
-        [--long-side 256 1600] [--quality 70 95]
+        [--long-side 256 1600] [--quality 70 95] [--captions FILE]
 """
 
 import argparse
+import csv
 import os
 import pathlib
 import random
@@ -26,6 +28,7 @@ PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "r
 
 
 def sources():
+    """(name, RGB image) pairs."""
     out = []
     for name in PHOTOS:
         try:
@@ -37,7 +40,7 @@ def sources():
             alpha = arr[..., 3:].astype(np.float32) / 255.0
             arr = np.round(rgb * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
         if arr.ndim == 3 and arr.shape[2] >= 3:
-            out.append(Image.fromarray(np.ascontiguousarray(arr[..., :3])))
+            out.append((name, Image.fromarray(np.ascontiguousarray(arr[..., :3]))))
     # Files shipped with the packages but not loaded by a bundled-only call.
     extra = [pathlib.Path(data.__file__).parent / "motorcycle_left.png"]
     try:
@@ -47,7 +50,7 @@ def sources():
         pass
     for path in extra:
         if path.exists():
-            out.append(Image.open(path).convert("RGB"))
+            out.append((path.stem.replace("_left", ""), Image.open(path).convert("RGB")))
     return out
 
 
@@ -58,12 +61,14 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--long-side", type=int, nargs=2, default=[256, 1600], metavar=("LO", "HI"))
     parser.add_argument("--quality", type=int, nargs=2, default=[70, 95], metavar=("LO", "HI"))
+    parser.add_argument("--captions", help="also write an open_clip CSV of paths and source captions")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     images = sources()
     os.makedirs(args.out, exist_ok=True)
+    rows = []
     for i in range(args.count):
-        src = images[i % len(images)]
+        name, src = images[i % len(images)]
         w, h = src.size
         cw, ch = rng.randint(w // 2, w), rng.randint(h // 2, h)
         x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
@@ -71,7 +76,14 @@ def main():
         longer = rng.randint(*args.long_side)
         scale = longer / max(cw, ch)
         crop = crop.resize((max(1, round(cw * scale)), max(1, round(ch * scale))), Image.BICUBIC)
-        crop.save(os.path.join(args.out, f"{i:05d}.jpg"), quality=rng.randint(*args.quality), subsampling=2)
+        path = os.path.join(args.out, f"{i:05d}.jpg")
+        crop.save(path, quality=rng.randint(*args.quality), subsampling=2)
+        rows.append((os.path.abspath(path), "a photo of " + name.replace("_", " ")))
+    if args.captions:
+        with open(args.captions, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["filepath", "title"])
+            writer.writerows(rows)
 
 
 if __name__ == "__main__":

@@ -104,6 +104,9 @@ pub struct DataSection {
     pub csv_img_key: String,
     /// CSV column of captions.
     pub csv_caption_key: String,
+    /// Decode training JPEGs at the reduced DCT scale the random crop allows (1/2, 1/4, 1/8), as
+    /// PIL's `draft` and DALI do; false: every JPEG in full (slower, pixels within about 1 level).
+    pub scaled_decode: bool,
 }
 
 /// `[optim]`.
@@ -228,6 +231,7 @@ impl Default for DataSection {
             csv_separator: String::new(),
             csv_img_key: "filepath".into(),
             csv_caption_key: "title".into(),
+            scaled_decode: true,
         }
     }
 }

@@ -241,7 +241,12 @@ fn loader(config: &TrainConfig, model: &ClipConfig, preprocess: &PreprocessConfi
         if builtin {
             ImageTransform::Eval(PreprocessConfig { image_size, ..preprocess.clone() })
         } else {
-            ImageTransform::Train(TrainTransform { mean: preprocess.mean, std: preprocess.std, ..TrainTransform::open_clip(image_size) })
+            ImageTransform::Train(TrainTransform {
+                mean: preprocess.mean,
+                std: preprocess.std,
+                scaled_decode: d.scaled_decode,
+                ..TrainTransform::open_clip(image_size)
+            })
         },
         TextMode::Tokens { context_length },
     );

@@ -18,7 +18,8 @@ fn defaults_are_the_built_in_cpu_run() {
 #[test]
 fn file_values_and_set_overrides() {
     let file = write("seed = 3\n[optim]\nlr = 5e-4\nschedule = \"const\"\n");
-    let config = TrainConfig::load(Some(file.path()), &["optim.lr=2e-3".into(), "eval.tasks=[\"shape\"]".into(), "output=runs/x".into()]).unwrap();
+    let config = TrainConfig::load(Some(file.path()), &["optim.lr=2e-3".into(), "eval.tasks=[\"shape\"]".into(), "output=runs/x".into(), "data.scaled_decode=false".into()]).unwrap();
+    assert!(!config.data.scaled_decode && TrainConfig::default().data.scaled_decode);
     assert_eq!(config.seed, 3);
     assert_eq!(config.optim.lr, 2e-3);
     assert_eq!(config.optim.schedule, "const");
