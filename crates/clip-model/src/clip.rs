@@ -110,6 +110,21 @@ impl ClipModel {
         }
     }
 
+    /// Gradient checkpointing (open_clip's `set_grad_checkpointing`, `--grad-checkpointing`): in
+    /// training each residual block of both towers, and each stage of a ModifiedResNet, keeps
+    /// only its input in the forward pass and runs again in the backward
+    /// ([`clip_tensor::checkpoint`]). The same loss and gradients, the activations of one block
+    /// at a time instead of all, about one more forward pass per step. Anything run without
+    /// gradient (evaluation, embedding) is not checkpointed.
+    pub fn set_grad_checkpointing(&mut self, on: bool) {
+        match &mut self.visual {
+            Visual::Vit(v) => v.set_grad_checkpointing(on),
+            Visual::ResNet(r) => r.set_grad_checkpointing(on),
+            Visual::TimmVit(t) => t.set_grad_checkpointing(on),
+        }
+        self.text.set_grad_checkpointing(on);
+    }
+
     /// The learnable log-temperature parameter (the trainer clamps it).
     pub fn logit_scale(&self) -> &Tensor {
         &self.logit_scale

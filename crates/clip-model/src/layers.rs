@@ -3,6 +3,9 @@
 //!
 //! Activations are batch-first, `[b, t, d]` (open_clip's layout; attention does not care).
 
+use std::sync::Arc;
+
+use clip_tensor::checkpoint::{Pass, checkpoint};
 use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
 
@@ -114,6 +117,84 @@ pub(crate) enum Mask<'a> {
     Explicit(&'a Tensor),
 }
 
+/// A [`Mask`] that holds its own handle, for a checkpointed block's recompute.
+#[derive(Debug)]
+pub(crate) enum OwnedMask {
+    None,
+    Causal,
+    Explicit(Tensor),
+}
+
+impl Mask<'_> {
+    fn to_owned_mask(self) -> OwnedMask {
+        match self {
+            Mask::None => OwnedMask::None,
+            Mask::Causal => OwnedMask::Causal,
+            Mask::Explicit(m) => OwnedMask::Explicit(m.shallow_clone()),
+        }
+    }
+}
+
+impl OwnedMask {
+    fn get(&self) -> Mask<'_> {
+        match self {
+            OwnedMask::None => Mask::None,
+            OwnedMask::Causal => Mask::Causal,
+            OwnedMask::Explicit(m) => Mask::Explicit(m),
+        }
+    }
+}
+
+/// A part of the model (a block, a stage) that the model shares with the graphs of its
+/// checkpointed runs: libtorch runs the recompute during `backward`, possibly on its own autograd
+/// thread (CUDA devices), after the forward that built the graph has returned.
+#[derive(Debug)]
+pub(crate) struct Shared<T>(Arc<T>);
+
+// SAFETY: `T: Send` (its tensors are), so dropping the last handle on any thread is sound. What
+// `Send` for an `Arc` would also need, `T: Sync`, tch withholds because a tensor could be mutated
+// through `&`. A shared part's handles are never changed after construction (the model's flags
+// live outside it) and are only read, as inputs of libtorch operations, which may run
+// concurrently on shared tensors; their values change only in libtorch (the optimiser's in-place
+// updates, through the VarStore's own handles, between steps), and gradients accumulate under
+// autograd's locks.
+unsafe impl<T: Send> Send for Shared<T> {}
+
+impl<T> Shared<T> {
+    pub(crate) fn new(part: T) -> Self {
+        Self(Arc::new(part))
+    }
+}
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<T> std::ops::Deref for Shared<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// `run(part, xs)` as a checkpointed block ([`clip_tensor::checkpoint`]): only `xs` is kept for
+/// the backward, which calls `run` again (told [`Pass::Recompute`]). Plain without a gradient to
+/// record.
+///
+/// # Panics
+/// If libtorch refuses the autograd function (and whatever `run` panics with).
+pub(crate) fn checkpointed<T, F>(part: &Shared<T>, xs: &Tensor, run: F) -> Tensor
+where
+    T: Send + 'static,
+    F: Fn(&T, &Tensor, Pass) -> Tensor + Send + 'static,
+{
+    let part = part.clone();
+    checkpoint(xs, move |xs, pass| run(&*part, xs, pass)).unwrap_or_else(|e| panic!("{e}"))
+}
+
 impl SelfAttention<'_> {
     fn forward(&self, xs: &Tensor, layout: &Layout, mask: Mask<'_>) -> Tensor {
         let (b, t, d) = (layout.batch, layout.tokens, xs.size()[1]);
@@ -180,16 +261,35 @@ pub(crate) trait PreNormBlock {
 /// the last block runs its queries, output projection and MLP on those tokens alone (keys and
 /// values still on all): about four fifths of that block's work skipped, with the same features
 /// and gradients. Packed layouts need causal attention.
-pub(crate) fn run_pooled<B: PreNormBlock>(blocks: &[B], xs: &Tensor, layout: &Layout, mask: Mask<'_>) -> Tensor {
+///
+/// With `grad_checkpointing`, each block is a checkpointed one ([`checkpointed`]).
+pub(crate) fn run_pooled<B>(blocks: &[Shared<B>], xs: &Tensor, layout: &Layout, mask: Mask<'_>, grad_checkpointing: bool) -> Tensor
+where
+    B: PreNormBlock + Send + 'static,
+{
     debug_assert!(matches!(mask, Mask::Causal) || layout.kept.is_none(), "packed tokens need causal attention");
     let Some((last, blocks)) = blocks.split_last() else { return layout.pooled_rows(xs) };
-    let xs = run_all(blocks, xs, layout, mask);
-    last.forward_at(&xs, layout, mask)
+    let xs = run_all(blocks, xs, layout, mask, grad_checkpointing);
+    if !grad_checkpointing {
+        return last.forward_at(&xs, layout, mask);
+    }
+    let (layout, mask) = (layout.shallow_clone(), mask.to_owned_mask());
+    checkpointed(last, &xs, move |block, xs, _| block.forward_at(xs, &layout, mask.get()))
 }
 
-/// The residual stream after `blocks` at every computed token, `[rows, d]`.
-pub(crate) fn run_all<B: PreNormBlock>(blocks: &[B], xs: &Tensor, layout: &Layout, mask: Mask<'_>) -> Tensor {
-    blocks.iter().fold(xs.shallow_clone(), |xs, block| block.forward(&xs, layout, mask))
+/// The residual stream after `blocks` at every computed token, `[rows, d]`; with
+/// `grad_checkpointing`, each block a checkpointed one.
+pub(crate) fn run_all<B>(blocks: &[Shared<B>], xs: &Tensor, layout: &Layout, mask: Mask<'_>, grad_checkpointing: bool) -> Tensor
+where
+    B: PreNormBlock + Send + 'static,
+{
+    blocks.iter().fold(xs.shallow_clone(), |xs, block| {
+        if !grad_checkpointing {
+            return block.forward(&xs, layout, mask);
+        }
+        let (layout, mask) = (layout.shallow_clone(), mask.to_owned_mask());
+        checkpointed(block, &xs, move |block, xs, _| block.forward(xs, &layout, mask.get()))
+    })
 }
 
 /// LayerScale, `x · gamma` (open_clip's `ls_1`/`ls_2`, timm's `ls1`/`ls2`).
@@ -249,6 +349,17 @@ impl Layout {
         let kept = keep.nonzero(); // [rows, 2], row-major: each sequence's tokens in order
         let at_row = lengths.cumsum(0, Kind::Int64) - 1;
         Self { batch, tokens, kept: Some([kept.select(1, 0), kept.select(1, 1)]), at: last, at_row }
+    }
+
+    /// Another handle on the same layout (its tensors shared).
+    fn shallow_clone(&self) -> Self {
+        Self {
+            batch: self.batch,
+            tokens: self.tokens,
+            kept: self.kept.as_ref().map(|[s, c]| [s.shallow_clone(), c.shallow_clone()]),
+            at: self.at.shallow_clone(),
+            at_row: self.at_row.shallow_clone(),
+        }
     }
 
     /// `[batch, tokens, …]` → the computed tokens, `[rows, c]` (`c`: the trailing sizes' product).
@@ -341,8 +452,10 @@ pub(crate) struct TransformerConfig {
 /// A stack of residual attention blocks (`transformer.resblocks.N`).
 #[derive(Debug)]
 pub(crate) struct Transformer {
-    resblocks: Vec<ResidualAttentionBlock>,
+    resblocks: Vec<Shared<ResidualAttentionBlock>>,
     causal: bool,
+    /// Each block checkpointed in training ([`checkpointed`]).
+    pub(crate) grad_checkpointing: bool,
 }
 
 impl Transformer {
@@ -355,32 +468,32 @@ impl Transformer {
             .map(|i| {
                 let b = &blocks / i;
                 let scale = |name: &str| c.ls_init_value.map(|init| LayerScale::new(&b / name, width, init));
-                ResidualAttentionBlock {
+                Shared::new(ResidualAttentionBlock {
                     ln_1: layer_norm(&b / "ln_1", width, eps),
                     attn: Attention::new(&b / "attn", width, c.heads, std),
                     ls_1: scale("ls_1"),
                     ln_2: layer_norm(&b / "ln_2", width, eps),
                     mlp: Mlp::new(&b / "mlp", width, hidden, c.activation, std),
                     ls_2: scale("ls_2"),
-                }
+                })
             })
             .collect();
-        Self { resblocks, causal: c.causal }
+        Self { resblocks, causal: c.causal, grad_checkpointing: false }
     }
 
     /// The residual stream after the last block at each sequence's pooled token ([`run_pooled`]).
     pub(crate) fn pooled(&self, xs: &Tensor, layout: &Layout) -> Tensor {
-        run_pooled(&self.resblocks, xs, layout, self.mask())
+        run_pooled(&self.resblocks, xs, layout, self.mask(), self.grad_checkpointing)
     }
 
     /// [`Self::pooled`] with an explicit boolean `[b, 1, t, t]` mask instead of the causal one.
     pub(crate) fn pooled_masked(&self, xs: &Tensor, layout: &Layout, mask: &Tensor) -> Tensor {
-        run_pooled(&self.resblocks, xs, layout, Mask::Explicit(mask))
+        run_pooled(&self.resblocks, xs, layout, Mask::Explicit(mask), self.grad_checkpointing)
     }
 
     /// The residual stream after the last block at every computed token.
     pub(crate) fn forward(&self, xs: &Tensor, layout: &Layout) -> Tensor {
-        run_all(&self.resblocks, xs, layout, self.mask())
+        run_all(&self.resblocks, xs, layout, self.mask(), self.grad_checkpointing)
     }
 
     fn mask(&self) -> Mask<'static> {

@@ -7,48 +7,73 @@
 //! ([`ModifiedResNet::set_training`], PyTorch's `model.train()`) they normalise by the batch's own
 //! statistics and update the running ones, without which a tower trained from scratch has no
 //! normalisation at all.
+//!
+//! With gradient checkpointing ([`ModifiedResNet::set_grad_checkpointing`]) each stage
+//! (`layerN`) keeps only its input and runs again in the backward; that recompute normalises by
+//! the same batch statistics but updates copies of the running ones, so they move once per step.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use clip_tensor::checkpoint::Pass;
 use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
 
 use crate::config::ResNetConfig;
+use crate::layers::{Shared, checkpointed};
 
-/// BatchNorm2d with PyTorch's state-dict keys; the tower's mode flag says which statistics to use.
+/// Which statistics a BatchNorm normalises by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Statistics {
+    /// The running ones (inference).
+    Running,
+    /// The batch's, updating the running ones (training).
+    Batch,
+    /// The batch's, leaving the running ones as they are: a checkpointed stage's recompute, whose
+    /// forward pass updated them already.
+    BatchUntracked,
+}
+
+impl Statistics {
+    fn for_pass(self, pass: Pass) -> Self {
+        match (self, pass) {
+            (Self::Batch, Pass::Recompute) => Self::BatchUntracked,
+            (stats, _) => stats,
+        }
+    }
+}
+
+/// BatchNorm2d with PyTorch's state-dict keys.
 #[derive(Debug)]
 struct BatchNorm {
     weight: Tensor,
     bias: Tensor,
     running_mean: Tensor,
     running_var: Tensor,
-    training: Arc<AtomicBool>,
 }
 
 impl BatchNorm {
-    fn new(p: nn::Path<'_>, channels: i64, zero_gamma: bool, training: &Arc<AtomicBool>) -> Self {
+    fn new(p: nn::Path<'_>, channels: i64, zero_gamma: bool) -> Self {
         let bn = Self {
             weight: p.var("weight", &[channels], Init::Const(if zero_gamma { 0.0 } else { 1.0 })),
             bias: p.var("bias", &[channels], Init::Const(0.0)),
             running_mean: p.zeros_no_train("running_mean", &[channels]),
             running_var: p.ones_no_train("running_var", &[channels]),
-            training: Arc::clone(training),
         };
         // Kept for checkpoint fidelity; inference ignores it.
         let _ = p.add("num_batches_tracked", Tensor::zeros([], (Kind::Int64, p.device())), false);
         bn
     }
-}
 
-impl Module for BatchNorm {
     /// ATen's channels-last BatchNorm vectorises over channels; a channel count that is not a
     /// multiple of 8 (AVX2's floats per vector) ran 3–4× slower than on NCHW here — the `tiny`
     /// stem's 12 channels at batch 256: 55 ms against 13 ms forward and backward — so such a
     /// layer normalises an NCHW copy and hands back channels-last strides (docs/perf.md).
-    fn forward(&self, xs: &Tensor) -> Tensor {
-        let training = self.training.load(Ordering::Relaxed);
-        let norm = |xs: &Tensor| xs.batch_norm(Some(&self.weight), Some(&self.bias), Some(&self.running_mean), Some(&self.running_var), training, 0.1, 1e-5, true);
+    fn forward(&self, xs: &Tensor, stats: Statistics) -> Tensor {
+        let training = stats != Statistics::Running;
+        // Untracked: the same kernel on the same values, updating copies.
+        let copies = (stats == Statistics::BatchUntracked).then(|| (self.running_mean.copy(), self.running_var.copy()));
+        let (mean, var) = copies.as_ref().map_or((&self.running_mean, &self.running_var), |(m, v)| (m, v));
+        let norm = |xs: &Tensor| xs.batch_norm(Some(&self.weight), Some(&self.bias), Some(mean), Some(var), training, 0.1, 1e-5, true);
         let channels = xs.size()[1];
         if xs.device() == tch::Device::Cpu && xs.dim() == 4 && xs.stride()[1] == 1 && channels > 1 && channels % 8 != 0 {
             channels_last(&norm(&xs.contiguous()))
@@ -82,38 +107,41 @@ struct Bottleneck {
 }
 
 impl Bottleneck {
-    fn new(p: nn::Path<'_>, inplanes: i64, planes: i64, stride: i64, training: &Arc<AtomicBool>) -> Self {
+    fn new(p: nn::Path<'_>, inplanes: i64, planes: i64, stride: i64) -> Self {
         let out = planes * 4;
         let downsample = (stride > 1 || inplanes != out).then(|| {
             let d = &p / "downsample";
-            (conv(&d / "0", inplanes, out, 1, 0), BatchNorm::new(&d / "1", out, false, training))
+            (conv(&d / "0", inplanes, out, 1, 0), BatchNorm::new(&d / "1", out, false))
         });
         Self {
             conv1: conv(&p / "conv1", inplanes, planes, 1, 0),
-            bn1: BatchNorm::new(&p / "bn1", planes, false, training),
+            bn1: BatchNorm::new(&p / "bn1", planes, false),
             conv2: conv(&p / "conv2", planes, planes, 3, 1),
-            bn2: BatchNorm::new(&p / "bn2", planes, false, training),
+            bn2: BatchNorm::new(&p / "bn2", planes, false),
             conv3: conv(&p / "conv3", planes, out, 1, 0),
             // open_clip zero-initialises the last BatchNorm of each block.
-            bn3: BatchNorm::new(&p / "bn3", out, true, training),
+            bn3: BatchNorm::new(&p / "bn3", out, true),
             downsample,
             stride,
         }
     }
-}
 
-impl Module for Bottleneck {
-    fn forward(&self, xs: &Tensor) -> Tensor {
+    fn forward(&self, xs: &Tensor, stats: Statistics) -> Tensor {
         let pool = |t: &Tensor| if self.stride > 1 { t.avg_pool2d([self.stride, self.stride], [self.stride, self.stride], [0, 0], false, true, None) } else { t.shallow_clone() };
-        let out = xs.apply(&self.conv1).apply(&self.bn1).relu();
-        let out = pool(&out.apply(&self.conv2).apply(&self.bn2).relu());
-        let out = out.apply(&self.conv3).apply(&self.bn3);
+        let out = self.bn1.forward(&xs.apply(&self.conv1), stats).relu();
+        let out = pool(&self.bn2.forward(&out.apply(&self.conv2), stats).relu());
+        let out = self.bn3.forward(&out.apply(&self.conv3), stats);
         let identity = match &self.downsample {
-            Some((conv, bn)) => pool(xs).apply(conv).apply(bn),
+            Some((conv, bn)) => bn.forward(&pool(xs).apply(conv), stats),
             None => xs.shallow_clone(),
         };
         (out + identity).relu()
     }
+}
+
+/// A stage's blocks in order.
+fn run_stage(stage: &[Bottleneck], xs: &Tensor, stats: Statistics) -> Tensor {
+    stage.iter().fold(xs.shallow_clone(), |xs, block| block.forward(&xs, stats))
 }
 
 /// Attention pooling: the mean of the final feature map queries every position.
@@ -170,16 +198,17 @@ pub struct ModifiedResNet {
     bn2: BatchNorm,
     conv3: nn::Conv2D,
     bn3: BatchNorm,
-    stages: Vec<Vec<Bottleneck>>,
+    stages: Vec<Shared<Vec<Bottleneck>>>,
     attnpool: AttentionPool2d,
-    /// Shared by every BatchNorm of the tower.
-    training: Arc<AtomicBool>,
+    /// Training mode: every BatchNorm of the tower by batch statistics.
+    training: AtomicBool,
+    /// Each stage checkpointed in training.
+    grad_checkpointing: bool,
 }
 
 impl ModifiedResNet {
     /// Builds the tower under `p` (`visual` in a CLIP checkpoint), in inference mode.
     pub fn new(p: nn::Path<'_>, c: &ResNetConfig, embed_dim: i64) -> Self {
-        let training = Arc::new(AtomicBool::new(false));
         let w = c.width;
         let mut inplanes = w;
         let stages = c
@@ -190,26 +219,34 @@ impl ModifiedResNet {
                 let planes = w << i;
                 let stride = if i == 0 { 1 } else { 2 };
                 let stage = &p / format!("layer{}", i + 1);
-                (0..blocks)
+                let blocks = (0..blocks)
                     .map(|b| {
-                        let block = Bottleneck::new(&stage / b, inplanes, planes, if b == 0 { stride } else { 1 }, &training);
+                        let block = Bottleneck::new(&stage / b, inplanes, planes, if b == 0 { stride } else { 1 });
                         inplanes = planes * 4;
                         block
                     })
-                    .collect()
+                    .collect();
+                Shared::new(blocks)
             })
             .collect();
         Self {
             conv1: nn::conv2d(&p / "conv1", 3, w / 2, 3, nn::ConvConfig { stride: 2, padding: 1, bias: false, ..Default::default() }),
-            bn1: BatchNorm::new(&p / "bn1", w / 2, false, &training),
+            bn1: BatchNorm::new(&p / "bn1", w / 2, false),
             conv2: conv(&p / "conv2", w / 2, w / 2, 3, 1),
-            bn2: BatchNorm::new(&p / "bn2", w / 2, false, &training),
+            bn2: BatchNorm::new(&p / "bn2", w / 2, false),
             conv3: conv(&p / "conv3", w / 2, w, 3, 1),
-            bn3: BatchNorm::new(&p / "bn3", w, false, &training),
+            bn3: BatchNorm::new(&p / "bn3", w, false),
             stages,
             attnpool: AttentionPool2d::new(&p / "attnpool", c.image_size / 32, w * 32, c.heads, embed_dim),
-            training,
+            training: AtomicBool::new(false),
+            grad_checkpointing: false,
         }
+    }
+
+    /// Gradient checkpointing in training: each stage keeps only its input and runs again in the
+    /// backward, its BatchNorm statistics updated once (open_clip's `set_grad_checkpointing`).
+    pub fn set_grad_checkpointing(&mut self, on: bool) {
+        self.grad_checkpointing = on;
     }
 
     /// Training mode: BatchNorm normalises by batch statistics and updates its running ones.
@@ -227,14 +264,17 @@ impl Module for ModifiedResNet {
             tch::Device::Cpu => channels_last(images),
             _ => images.shallow_clone(),
         };
-        let xs = images.apply(&self.conv1).apply(&self.bn1).relu();
-        let xs = xs.apply(&self.conv2).apply(&self.bn2).relu();
-        let xs = xs.apply(&self.conv3).apply(&self.bn3).relu();
+        let stats = if self.training.load(Ordering::Relaxed) { Statistics::Batch } else { Statistics::Running };
+        let xs = self.bn1.forward(&images.apply(&self.conv1), stats).relu();
+        let xs = self.bn2.forward(&xs.apply(&self.conv2), stats).relu();
+        let xs = self.bn3.forward(&xs.apply(&self.conv3), stats).relu();
         let mut xs = xs.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None);
         for stage in &self.stages {
-            for block in stage {
-                xs = xs.apply(block);
-            }
+            xs = if self.grad_checkpointing {
+                checkpointed(stage, &xs, move |stage, xs, pass| run_stage(stage, xs, stats.for_pass(pass)))
+            } else {
+                run_stage(stage, &xs, stats)
+            };
         }
         xs.apply(&self.attnpool)
     }

@@ -76,6 +76,12 @@ impl TextTransformer {
         }
     }
 
+    /// Gradient checkpointing in training: each residual block keeps only its input and runs again
+    /// in the backward (open_clip's `set_grad_checkpointing`).
+    pub fn set_grad_checkpointing(&mut self, on: bool) {
+        self.transformer.grad_checkpointing = on;
+    }
+
     /// The pooled features after `ln_final`, before the projection, `[b, width]`.
     pub fn pooled(&self, ids: &Tensor) -> Tensor {
         if self.cls_emb.is_some() {

@@ -13,7 +13,7 @@ use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
 
 use crate::config::{GeluApproximate, TimmVitConfig};
-use crate::layers::{Activation, Layout, Mask, PreNormBlock, SelfAttention, layer_norm, run_all};
+use crate::layers::{Activation, Layout, Mask, PreNormBlock, SelfAttention, Shared, layer_norm, run_all};
 
 /// timm's LayerNorm eps.
 const EPS: f64 = 1e-6;
@@ -161,9 +161,10 @@ impl AttentionPoolLatent {
 pub struct TimmVisionTransformer {
     patch_embed_proj: nn::Conv2D,
     pos_embed: Tensor,
-    blocks: Vec<Block>,
+    blocks: Vec<Shared<Block>>,
     norm: nn::LayerNorm,
     attn_pool: AttentionPoolLatent,
+    grad_checkpointing: bool,
 }
 
 impl TimmVisionTransformer {
@@ -179,12 +180,12 @@ impl TimmVisionTransformer {
             .map(|i| {
                 let b = &blocks / i;
                 let a = &b / "attn";
-                Block {
+                Shared::new(Block {
                     norm1: layer_norm(&b / "norm1", width, EPS),
                     attn: Attention { qkv: trunc_linear(&a / "qkv", width, 3 * width), proj: trunc_linear(&a / "proj", width, width), heads: c.heads },
                     norm2: layer_norm(&b / "norm2", width, EPS),
                     mlp: Mlp::new(&b / "mlp", width, hidden, activation),
-                }
+                })
             })
             .collect();
         let pool = &t / "attn_pool";
@@ -202,7 +203,14 @@ impl TimmVisionTransformer {
                 mlp: Mlp::new(&pool / "mlp", width, hidden, activation),
                 heads: c.heads,
             },
+            grad_checkpointing: false,
         }
+    }
+
+    /// Gradient checkpointing in training: each block keeps only its input and runs again in the
+    /// backward (timm's `set_grad_checkpointing`).
+    pub fn set_grad_checkpointing(&mut self, on: bool) {
+        self.grad_checkpointing = on;
     }
 }
 
@@ -221,7 +229,7 @@ impl TimmVisionTransformer {
         let tokens = xs.size()[1];
         // The attention pool reads every token: all blocks run on all of them.
         let layout = Layout::dense(tokens, Tensor::zeros([b], (Kind::Int64, xs.device())));
-        let xs = run_all(&self.blocks, &layout.select(&xs), &layout, Mask::None).apply(&self.norm);
+        let xs = run_all(&self.blocks, &layout.select(&xs), &layout, Mask::None, self.grad_checkpointing).apply(&self.norm);
         self.attn_pool.forward(&xs.view([b, tokens, width]))
     }
 }

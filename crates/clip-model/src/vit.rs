@@ -112,6 +112,12 @@ fn average_or_first(xs: &Tensor, pool: VitPool) -> Tensor {
 }
 
 impl VisionTransformer {
+    /// Gradient checkpointing in training: each residual block keeps only its input and runs again
+    /// in the backward (open_clip's `set_grad_checkpointing`).
+    pub fn set_grad_checkpointing(&mut self, on: bool) {
+        self.transformer.grad_checkpointing = on;
+    }
+
     /// The output on the class token and the `kept` patches only ([`Self::pooled_with`]).
     pub fn forward_with(&self, images: &Tensor, kept: Option<&Tensor>) -> Tensor {
         self.pooled_with(images, kept).matmul(&self.proj)
