@@ -289,7 +289,8 @@ impl Run {
         let ModelChoice { config: model_config, preprocess, weights, tokenizer, .. } = model_choice(&config, &hub, &mut |_| {})?;
         clip_tensor::seed::seed_everything(config.seed);
         let vs = VarStore::new(device);
-        let model = ClipModel::new(vs.root(), &model_config);
+        let mut model = ClipModel::new(vs.root(), &model_config);
+        model.set_grad_checkpointing(config.model.grad_checkpointing);
         if let Some(weights) = &weights {
             clip_model::weights::load_weights_for(&vs, &model_config, weights)?;
         }
