@@ -77,18 +77,19 @@ DATASETS = [
 
 # The natural distribution shifts of the paper's robustness study (§3.3, Figure 13): name, title,
 # test images, the ImageNet classes it is scored over ("all", a CLIP_benchmark wnid list in
-# `build_dataset`, or "data": ObjectNet's 113 classes, named by the copy's classnames.txt since
-# their mapping ships with the dataset, not with CLIP_benchmark), and the zero-shot ViT-L/14@336px
-# figure of Figure 13. Those figures were not read from the paper here but recalled second-hand,
+# `build_dataset`, or "objectnet": ObjectNet's 113 ImageNet-overlapping classes, as CLIP_benchmark's
+# `datasets/objectnet.py` reads them from the dataset's mapping files, copied in
+# crates/clip-eval/scripts/objectnet_mappings/; see crates/clip-eval/scripts/gen_objectnet.py), and
+# the zero-shot ViT-L/14@336px figure of Figure 13. Those figures were not read from the paper here but recalled second-hand,
 # hence `paper_note`; ImageNet's 76.2 beside them is Table 11's.
 ROBUSTNESS = [
     ("imagenetv2", "ImageNetV2 (matched frequency)", 10000, "all", 70.1),
     ("imagenet_sketch", "ImageNet-Sketch", 50889, "all", 60.2),
     ("imagenet-r", "ImageNet-R (200 classes)", 30000, "imagenet_r_wnids", 88.9),
     ("imagenet-a", "ImageNet-A (200 classes)", 7500, "imagenet_a_wnids", 77.1),
-    ("objectnet", "ObjectNet (113 ImageNet classes)", 18574, "data", 72.3),
+    ("objectnet", "ObjectNet (113 ImageNet classes)", 18574, "objectnet", 72.3),
 ]
-OBJECTNET_CLASSES = 113
+OBJECTNET_MAPPINGS = ROOT / "crates/clip-eval/scripts/objectnet_mappings"
 PAPER_NOTE = ("Figure 13, zero-shot CLIP ViT-L/14@336px; unverified: recalled second-hand, not read from the "
               "paper by the generator")
 
@@ -142,6 +143,17 @@ def hub_repo(name, benchmark, listed):
     return f"{HUB_ORG}/wds_{wds.replace('/', '-')}"
 
 
+def objectnet_classes():
+    """ObjectNet's classes as CLIP_benchmark's ObjectNetDataset orders and names them (its
+    `get_metadata` over the mapping files; folders sorted, labels lower-cased): the image folder,
+    the name and the ImageNet-1k indices of each."""
+    from clip_benchmark.datasets import objectnet
+    _, _, folders_to_ids, classname_map = objectnet.get_metadata(OBJECTNET_MAPPINGS)
+    folders = sorted(folders_to_ids)
+    assert len(folders) == 113, len(folders)
+    return folders, [classname_map[f].lower() for f in folders], [folders_to_ids[f] for f in folders]
+
+
 def main():
     found = sections(pathlib.Path(sys.argv[1]).read_text())
     listed, known = webdatasets(), builder_names()
@@ -173,10 +185,12 @@ def main():
     for name, title, test, subset, paper in ROBUSTNESS:
         assert known(name), f"{name}: not a name in CLIP_benchmark's builder"
         assert name in builder.dataset_collection["imagenet_robustness"] or name == "imagenetv2", name
+        folders, mapping = [], []
         if subset == "all":
             indices, classes = [], [[c] for c in IMAGENET_CLASSNAMES]
-        elif subset == "data":
-            indices, classes = [], []
+        elif subset == "objectnet":
+            folders, names, mapping = objectnet_classes()
+            indices, classes = [], [[n] for n in names]
         else:
             # The list literal assigned to `subset` in build_dataset; the mask is `wnid in list`.
             listed = set(re.findall(r"'(n\d{8})'", re.search(subset + r" = [\[{]([^\]}]*)[\]}]", source).group(1)))
@@ -196,7 +210,8 @@ def main():
             "paper_zeroshot": {"ViT-L-14-336": paper},
             "robustness": True,
             "imagenet_classes": indices,
-            "classes_in_data": OBJECTNET_CLASSES if subset == "data" else None,
+            "imagenet_mapping": mapping,
+            "data_folders": folders,
             "paper_note": PAPER_NOTE,
         })
     out = ROOT / "crates/clip-eval/data/datasets.json"

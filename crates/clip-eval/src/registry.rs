@@ -3,8 +3,8 @@
 //! each, split sizes, the paper's zero-shot numbers (Table 11) for five models, and where
 //! CLIP_benchmark keeps a copy on the Hugging Face hub. Then the five natural distribution shifts
 //! of the robustness study (§3.3; [`ROBUSTNESS`]) as CLIP_benchmark defines them: ImageNet's
-//! classes and 80 templates, the 200-class subsets of ImageNet-R and -A, ObjectNet's 113 classes
-//! named by its data. The data is `data/datasets.json`, written by `scripts/gen_registry.py`.
+//! classes and 80 templates, the 200-class subsets of ImageNet-R and -A, ObjectNet's 113
+//! ImageNet-overlapping classes with their ImageNet mapping, as CLIP_benchmark names them. The data is `data/datasets.json`, written by `scripts/gen_registry.py`.
 //!
 //! Hub names: CLIP_benchmark's `wds/<name>` is the dataset repo `clip-benchmark/wds_<name with /
 //! replaced by ->` (`wds/vtab/cifar10` is `clip-benchmark/wds_vtab-cifar10`). Each `hub_repo` was
@@ -82,11 +82,16 @@ pub struct DatasetInfo {
     /// otherwise.
     #[serde(default)]
     pub imagenet_classes: Vec<usize>,
-    /// Where `classes` is empty: the set's class names come from its own data (`classnames.txt`),
-    /// which must list this many (ObjectNet's 113 ImageNet-overlapping classes, whose ImageNet
-    /// mapping ships with the dataset, not with CLIP_benchmark).
+    /// Each class's ImageNet-1k indices where a class stands for several ImageNet classes
+    /// (ObjectNet: its 113 classes over 125 of ImageNet's, from the dataset's mapping files as
+    /// CLIP_benchmark's `get_metadata` reads them); empty otherwise. CLIP_benchmark classifies
+    /// ObjectNet over its own 113 names, so scoring does not use it.
     #[serde(default)]
-    pub classes_in_data: Option<usize>,
+    pub imagenet_mapping: Vec<Vec<usize>>,
+    /// The image folder of each class in the dataset as shipped (ObjectNet's
+    /// `objectnet-1.0/images/FOLDER/`, of which only these 113 of 313 are read); empty otherwise.
+    #[serde(default)]
+    pub data_folders: Vec<String>,
     /// Where the paper numbers come from, when not Table 11 (and whether they were checked).
     #[serde(default)]
     pub paper_note: Option<String>,

@@ -193,14 +193,15 @@ pub fn open_split(target: &Target, split: &str, image_size: u32) -> Result<Optio
             .filter(|_| split == "test"))
         }
         Target::Registry(info, dir) => {
+            if let Some(source) = shipped_folders(info, dir, split)? {
+                return Ok(Some(OpenedSplit { source, classes: info.classes.clone(), templates: info.templates.clone(), format: "imagefolder", multilabel: false }));
+            }
             let Some(LabelledSplit { source, classes, format, multilabel }) = open_labelled(dir, split)? else { return Ok(None) };
-            // ObjectNet names its classes in its data; every other set by the registry.
-            let expected = info.classes_in_data.unwrap_or(info.classes.len());
+            let expected = info.classes.len();
             if classes.classnames.len() != expected {
                 return Err(Error::Task(format!("{}: {} classes on disk, but {} has {expected}", dir.display(), classes.classnames.len(), info.name)));
             }
-            let class_names = if info.classes.is_empty() { names(classes) } else { info.classes.clone() };
-            Ok(Some(OpenedSplit { source, classes: class_names, templates: info.templates.clone(), format, multilabel }))
+            Ok(Some(OpenedSplit { source, classes: info.classes.clone(), templates: info.templates.clone(), format, multilabel }))
         }
         Target::Retrieval(dir) => Err(Error::Task(format!("{} is a retrieval set, not a classification set", dir.display()))),
         Target::Custom(dir) => {
@@ -213,6 +214,30 @@ pub fn open_split(target: &Target, split: &str, image_size: u32) -> Result<Optio
             Ok(Some(OpenedSplit { source, classes: names(classes), templates, format, multilabel }))
         }
     }
+}
+
+/// Whether `path` names a PNG or JPEG file (ObjectNet ships PNG).
+fn is_photo(path: &Path) -> bool {
+    path.extension().and_then(|x| x.to_str()).is_some_and(|x| ["png", "jpg", "jpeg"].contains(&x.to_ascii_lowercase().as_str()))
+}
+
+/// ObjectNet as shipped (`objectnet-1.0/images/FOLDER/*.png`, as CLIP_benchmark reads it): the
+/// images of the registry's class folders only (113 of its 313), labelled in the registry's order;
+/// `None` for other sets and layouts.
+fn shipped_folders(info: &DatasetInfo, dir: &Path, split: &str) -> Result<Option<Source>> {
+    let images = dir.join("objectnet-1.0/images");
+    if info.data_folders.is_empty() || split != "test" || !images.is_dir() {
+        return Ok(None);
+    }
+    let mut files = Vec::new();
+    for (label, folder) in info.data_folders.iter().enumerate() {
+        let folder = images.join(folder);
+        let entries = std::fs::read_dir(&folder).map_err(|e| Error::Task(format!("{}: {e} (ObjectNet's class folder)", folder.display())))?;
+        let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_file() && is_photo(p)).collect();
+        paths.sort();
+        files.extend(paths.into_iter().map(|p| (p, label as i64)));
+    }
+    Ok(Some(crate::video::FrameSource::new(files).into_source()))
 }
 
 /// Features of every image of `source`, in order, through the exact evaluation preprocessing, with

@@ -643,7 +643,8 @@ fn run_tool(command: &mut Command) -> std::result::Result<String, String> {
     }
 }
 
-/// The frames of a video split that were decoded, with their labels, as an indexed source.
+/// Image files with their labels, as an indexed source: the middle frames of a video split that
+/// were taken, or ObjectNet's class folders.
 #[derive(Debug, Clone)]
 pub struct FrameSource {
     frames: Vec<(PathBuf, i64)>,

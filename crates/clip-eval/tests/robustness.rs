@@ -28,9 +28,29 @@ fn the_five_shifted_sets_follow_imagenet_in_the_registry() {
         assert_eq!(d.classes, imagenet.classes, "{name}");
         assert!(d.imagenet_classes.is_empty());
     }
-    // ObjectNet's 113 classes are named by its data.
+}
+
+/// `scripts/gen_objectnet.py`: what CLIP_benchmark's builder gives when run on ObjectNet's folders
+/// and mapping files.
+#[test]
+fn objectnet_classes_folders_and_imagenet_mapping_are_clip_benchmarks() {
+    let f: serde_json::Value = serde_json::from_str(include_str!("fixtures/objectnet.json")).unwrap();
+    let strings = |v: &serde_json::Value| -> Vec<String> { v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect() };
     let objectnet = find("objectnet").unwrap();
-    assert_eq!((objectnet.classes.len(), objectnet.classes_in_data), (0, Some(113)));
+    assert_eq!(objectnet.classnames(), strings(&f["classnames"]));
+    assert_eq!(objectnet.classes.len(), 113);
+    assert_eq!(objectnet.data_folders, strings(&f["folders"]));
+    let mapping: Vec<Vec<usize>> = f["imagenet"].as_array().unwrap().iter().map(|c| c.as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as usize).collect()).collect();
+    assert_eq!(objectnet.imagenet_mapping, mapping);
+    // The 1000-way mask CLIP_benchmark derives is the union of the mapping: 125 ImageNet classes.
+    let mut union: Vec<usize> = mapping.concat();
+    union.sort_unstable();
+    union.dedup();
+    let mask: Vec<usize> = f["mask_indices"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as usize).collect();
+    assert_eq!((union.len(), &union), (125, &mask));
+    assert_eq!(f["images_kept"].as_u64(), Some(113), "one image per kept folder of the scratch tree");
+    assert!(objectnet.imagenet_classes.is_empty());
+    assert!(datasets().iter().filter(|d| d.name != "objectnet").all(|d| d.imagenet_mapping.is_empty() && d.data_folders.is_empty()));
 }
 
 #[test]
@@ -75,4 +95,37 @@ fn the_summary_averages_the_shifted_sets_against_imagenet() {
     assert!(Robustness::of(&[zeroshot("imagenet1k", 0.75)]).is_none());
     let plain = Report { results: vec![zeroshot("cifar10", 0.5)], ..report };
     assert!(serde_json::to_value(&plain).unwrap().get("robustness").is_none());
+}
+
+/// ObjectNet as shipped: only the registry's 113 class folders are read, labelled in its order.
+#[test]
+fn objectnet_as_shipped_reads_its_mapped_folders_only() {
+    use clip_data::source::{Payload, Text};
+    use clip_eval::suite::{Target, open_split};
+    let dir = std::env::temp_dir().join(format!("clip-eval-objectnet-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let objectnet = find("objectnet").unwrap();
+    let images = dir.join("objectnet-1.0/images");
+    for folder in &objectnet.data_folders {
+        std::fs::create_dir_all(images.join(folder)).unwrap();
+    }
+    // A 1×1 PNG in two mapped folders, and one in a folder ObjectNet does not map to ImageNet.
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\x90wS\xde\0\0\0\x0cIDATx\x9cc\xf8\xcf\xc0\0\0\x03\x01\x01\0\xc9\xfe\x92\xef\0\0\0\0IEND\xaeB`\x82";
+    for path in ["alarm_clock/a.png", "alarm_clock/b.png", "banana/c.png", "air_freshener/d.png", "banana/notes.txt"] {
+        std::fs::create_dir_all(images.join(path).parent().unwrap()).unwrap();
+        std::fs::write(images.join(path), png).unwrap();
+    }
+    let split = open_split(&Target::Registry(objectnet, dir.clone()), "test", 32).unwrap().unwrap();
+    assert_eq!(split.classes, objectnet.classes);
+    let clip_data::Source::Indexed(source) = split.source else { panic!("an indexed source") };
+    let records: Vec<(String, i64)> = (0..source.len())
+        .map(|i| {
+            let r = source.record(0, i);
+            let (Payload::File(path), Text::Label(label)) = (r.payload, r.text) else { panic!() };
+            (path.strip_prefix(&images).unwrap().display().to_string(), label)
+        })
+        .collect();
+    assert_eq!(records, [("alarm_clock/a.png".to_owned(), 0), ("alarm_clock/b.png".to_owned(), 0), ("banana/c.png".to_owned(), 2)]);
+    assert!(open_split(&Target::Registry(objectnet, dir.clone()), "train", 32).unwrap().is_none());
+    let _ = std::fs::remove_dir_all(&dir);
 }
