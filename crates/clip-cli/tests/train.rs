@@ -552,3 +552,36 @@ fn patch_dropout_resumes_bitwise_and_two_ranks_agree() {
     let refused = train(&config, &on.map(|s| s.replace("0.5", "1.5")).iter().map(String::as_str).collect::<Vec<_>>());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("model.patch_dropout: must be in [0, 1), got 1.5"), "{:?}", refused);
 }
+
+/// Gradient checkpointing (`model.grad_checkpointing`): the losses and weights are those of the
+/// run without it (to float rounding), and a killed run resumes bit for bit.
+#[test]
+#[allow(clippy::print_stderr)] // reports the measured difference
+fn grad_checkpointing_trains_as_without_and_resumes_bitwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, killed, plain) = (dir.path().join("whole"), dir.path().join("killed"), dir.path().join("plain"));
+    for d in [&whole, &killed, &plain] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let on = ["--set", "model.grad_checkpointing=true"];
+    check(train(&setup(&whole, ""), &on));
+    check(train(&setup(&plain, ""), &[]));
+    let (a, p) = (losses(&whole.join("run")), losses(&plain.join("run")));
+    assert_eq!(a.len(), 32);
+    let loss_d = a.iter().zip(&p).map(|(x, y)| (x.1 - y.1).abs() / y.1.abs()).fold(0.0, f64::max);
+    let (wa, wp) = (weights(&last_checkpoint(&whole.join("run")).join("model.safetensors")), weights(&last_checkpoint(&plain.join("run")).join("model.safetensors")));
+    let weight_d = wa.iter().zip(&wp).map(|((_, x), (_, y))| (x - y).abs().max().double_value(&[])).fold(0.0, f64::max);
+    eprintln!("grad checkpointing: after 32 steps, largest relative loss difference {loss_d:e}, largest weight difference {weight_d:e}");
+    assert!(loss_d <= 1e-5 && weight_d <= 1e-5, "losses differ by {loss_d:e}, weights by {weight_d:e}");
+
+    let config = setup(&killed, "");
+    kill_after_first_checkpoint(&config, &killed.join("run"), &on);
+    assert!(losses(&killed.join("run")).len() < 32, "the run was killed before its end");
+    check(train(&config, &["--resume", "latest", on[0], on[1]]));
+    let b = losses(&killed.join("run"));
+    assert_eq!(a.iter().map(|x| (x.0, x.1.to_bits())).collect::<Vec<_>>(), b.iter().map(|x| (x.0, x.1.to_bits())).collect::<Vec<_>>());
+    let wb = weights(&last_checkpoint(&killed.join("run")).join("model.safetensors"));
+    for ((name, x), (_, y)) in wa.iter().zip(&wb) {
+        assert!(x.equal(y), "{name} differs after resuming");
+    }
+}
