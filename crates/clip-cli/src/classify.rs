@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 use crate::embed::{Encoder, RunArgs, image_files};
 use crate::model::ModelSpec;
@@ -78,13 +78,7 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         bail!("none of the images could be read");
     }
     let features = Tensor::from_slice(&rows).view([kept.len() as i64, model.config.embed_dim]).to_device(device);
-    let scale = model.logit_scale().exp().to_kind(Kind::Float);
-    let logits = features.matmul(&classifier) * scale;
-    let probs = match model.logit_bias() {
-        Some(bias) => (logits + bias.to_kind(Kind::Float)).sigmoid(),
-        None => logits.softmax(-1, Kind::Float),
-    };
-    let probs = probs.to_device(Device::Cpu);
+    let probs = clip_rs::probabilities(model, &features, &classifier).to_device(Device::Cpu);
     let probs = Vec::<f32>::try_from(probs.contiguous().view([-1]))?;
     let top = options.top.min(labels.len());
     for (file, row) in kept.iter().zip(probs.chunks(labels.len())) {

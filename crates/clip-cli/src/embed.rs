@@ -9,13 +9,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clip_data::{PreprocessConfig, SourceImage};
-use clip_model::{ClipModel, l2_normalize};
+use clip_data::PreprocessConfig;
+use clip_model::ClipModel;
+use clip_rs::Tower;
 use clip_tensor::device::DeviceSpec;
-use clip_tensor::precision::{Precision, autocast};
+use clip_tensor::precision::Precision;
 use clip_tokenizer::TextTokenizer;
 use rayon::prelude::*;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 use crate::model::ModelSpec;
 use crate::progress::{Bar, Unit};
@@ -101,10 +102,7 @@ impl Encoder<'_> {
             let decoded: Vec<(&PathBuf, Result<Vec<f32>, String>)> = chunk
                 .par_iter()
                 .map(|path| {
-                    let pixels = std::fs::read(path)
-                        .map_err(|e| e.to_string())
-                        .and_then(|bytes| SourceImage::decode(&bytes).map_err(|e| e.to_string()))
-                        .map(|image| preprocess.apply(&image));
+                    let pixels = clip_rs::read_image(path).map(|image| preprocess.apply(&image)).map_err(|e| e.to_string());
                     (path, pixels)
                 })
                 .collect();
@@ -143,12 +141,8 @@ impl Encoder<'_> {
     /// Normalised features of images (`[B, 3, S, S]`) or token ids (`[B, context]`), `[B, dim]`
     /// contiguous float32 on the CPU.
     pub(crate) fn features(&self, input: &Tensor, image: bool) -> Result<Tensor> {
-        let input = input.to_device(self.device);
-        let features = autocast(self.device, self.precision, || {
-            let f = if image { self.model.encode_image(&input) } else { self.model.encode_text(&input) };
-            l2_normalize(&f.to_kind(Kind::Float))
-        })?;
-        Ok(features.to_device(Device::Cpu).contiguous())
+        let tower = if image { Tower::Image } else { Tower::Text };
+        Ok(clip_rs::features(self.model, input, tower, self.device, self.precision)?)
     }
 }
 

@@ -2,15 +2,11 @@
 //! `hf-hub:ORG/NAME` or `local-dir:DIR`) or `--model-config`, and `--weights`; the preprocessing
 //! comes with the weights.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use clip_data::PreprocessConfig;
-use clip_model::{ClipConfig, ClipModel, WeightsFormat, weights};
-use clip_pretrained::read_open_clip_config;
 use clip_tokenizer::TextTokenizer;
 use tch::Device;
-use tch::nn::VarStore;
 
 use crate::hub::{Downloads, hub};
 
@@ -35,16 +31,8 @@ pub(crate) struct ModelSpec {
     pub(crate) offline: bool,
 }
 
-/// A built model with what came with its weights.
-pub(crate) struct Loaded {
-    /// Owns the parameters.
-    pub(crate) _vs: VarStore,
-    pub(crate) model: ClipModel,
-    /// The evaluation preprocessing of the weights.
-    pub(crate) preprocess: PreprocessConfig,
-    /// The weights file, if any.
-    pub(crate) weights: Option<PathBuf>,
-}
+/// A built model with what came with its weights (the facade's, shared with `clip_rs::Clip`).
+pub(crate) type Loaded = clip_rs::LoadedModel;
 
 impl ModelSpec {
     /// The name reports use: the model (with its tag), the config file's stem, or for a training
@@ -77,54 +65,36 @@ impl ModelSpec {
     /// loads the weights; without weights only when `random_init` says so. `who` prefixes
     /// messages.
     pub(crate) fn load(&self, device: Device, random_init: bool, who: &'static str) -> Result<Loaded> {
-        let (mut config, mut preprocess, resolved_weights) = match (&self.model, &self.model_config) {
+        let mut resolved = match (&self.model, &self.model_config) {
             (Some(model), None) => {
                 let hub = hub(self.offline);
                 let mut downloads = Downloads::new(who);
-                let resolved = clip_pretrained::resolve(model, self.pretrained.as_deref(), &hub, &mut |p| downloads.event(p))
-                    .with_context(|| match &self.pretrained {
-                        Some(tag) => format!("resolving {model} --pretrained {tag}"),
-                        None => format!("resolving {model}"),
-                    })?;
-                for note in &resolved.notes {
-                    eprintln!("{who}: note: {note}");
-                }
-                (resolved.config, resolved.preprocess, resolved.weights)
+                clip_pretrained::resolve(model, self.pretrained.as_deref(), &hub, &mut |p| downloads.event(p)).with_context(|| match &self.pretrained {
+                    Some(tag) => format!("resolving {model} --pretrained {tag}"),
+                    None => format!("resolving {model}"),
+                })?
             }
-            (None, Some(path)) => {
-                let json = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                let config = ClipConfig::from_json(&json).with_context(|| format!("model config {}", path.display()))?;
-                let preprocess = beside_config(path, &config)?;
-                (config, preprocess, None)
-            }
+            (None, Some(path)) => clip_rs::resolve_config_file(path)?,
             _ => bail!("give exactly one of --model and --model-config"),
         };
-        let weights = match (&self.weights, resolved_weights) {
-            (Some(_), Some(_)) => bail!("--weights and the weights of --model/--pretrained both given: keep one"),
-            (Some(path), None) => {
-                let image_size = config.vision.image_size() as u32;
-                if let Some(recorded) = clip_pretrained::recorded_preprocess(path, image_size)? {
-                    preprocess = recorded;
-                }
-                Some(path.clone())
+        if let Some(path) = &self.weights {
+            if resolved.weights.is_some() {
+                bail!("--weights and the weights of --model/--pretrained both given: keep one");
             }
-            (None, resolved) => resolved,
-        };
-        let format = weights.as_deref().map(weights::detect_format).transpose()?;
-        if format.is_some_and(WeightsFormat::requires_quick_gelu) && !config.quick_gelu {
-            eprintln!("{who}: warning: OpenAI weights use QuickGELU; building the model with QuickGELU although the config says GELU");
-            config.quick_gelu = true;
+            clip_rs::attach_weights(&mut resolved, path)?;
         }
-        let vs = VarStore::new(device);
-        let model = ClipModel::new(vs.root(), &config);
-        match (&weights, random_init) {
-            (Some(path), _) => {
-                weights::load_weights_for(&vs, &config, path).with_context(|| format!("loading {}", path.display()))?;
+        let loaded = match (&resolved.weights, random_init) {
+            (Some(_), _) => Loaded::load(resolved, device)?,
+            (None, true) => {
+                eprintln!("{who}: warning: random weights (--random-init): the embeddings mean nothing");
+                Loaded::random(resolved, device)
             }
-            (None, true) => eprintln!("{who}: warning: random weights (--random-init): the embeddings mean nothing"),
             (None, false) => bail!("no weights: give --pretrained TAG (`clip pretrained` lists them) or --weights FILE, or --random-init on purpose"),
+        };
+        for note in &loaded.notes {
+            eprintln!("{who}: note: {note}");
         }
-        Ok(Loaded { _vs: vs, model, preprocess, weights })
+        Ok(loaded)
     }
 
     /// The tokenizer the loaded model's text tower reads (a Hugging Face tokenizer is fetched as
@@ -137,14 +107,4 @@ impl ModelSpec {
         clip_eval::zeroshot::check_tokenizer(&loaded.model.config.text, &tokenizer)?;
         Ok(tokenizer)
     }
-}
-
-/// The preprocessing of a model config file: what an `open_clip_config.json` beside it records
-/// (a training run's folder has one), else OpenAI's.
-fn beside_config(path: &Path, config: &ClipConfig) -> Result<PreprocessConfig> {
-    let beside = path.with_file_name("open_clip_config.json");
-    if beside.is_file() && beside != path {
-        return Ok(read_open_clip_config(&beside)?.preprocess);
-    }
-    Ok(PreprocessConfig::openai(config.vision.image_size() as u32))
 }

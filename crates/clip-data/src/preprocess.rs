@@ -146,6 +146,27 @@ fn png_is_indexed(bytes: &[u8]) -> bool {
     bytes.len() > 25 && bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes[25] == 3
 }
 
+/// An image already decoded by the `image` crate, in the PIL mode of its colour type (16-bit
+/// channels reduced to their high byte, as [`SourceImage::decode`] does). Palette information is
+/// gone from a `DynamicImage`, so an indexed image counts as RGB.
+impl From<DynamicImage> for SourceImage {
+    fn from(image: DynamicImage) -> Self {
+        let (width, height) = (image.width(), image.height());
+        let (mode, pixels) = match image.color() {
+            ColorType::L8 => (ImageMode::L, image.into_luma8().into_raw()),
+            ColorType::La8 => (ImageMode::La, image.into_luma_alpha8().into_raw()),
+            ColorType::Rgb8 => (ImageMode::Rgb, image.into_rgb8().into_raw()),
+            ColorType::Rgba8 => (ImageMode::Rgba, image.into_rgba8().into_raw()),
+            ColorType::Rgb16 => (ImageMode::Rgb, high_bytes(&image.into_rgb16().into_raw())),
+            ColorType::Rgba16 => (ImageMode::Rgba, high_bytes(&image.into_rgba16().into_raw())),
+            ColorType::L16 => (ImageMode::L, high_bytes(&image.into_luma16().into_raw())),
+            ColorType::La16 => (ImageMode::La, high_bytes(&image.into_luma_alpha16().into_raw())),
+            _ => (ImageMode::Rgb, image.into_rgb8().into_raw()),
+        };
+        Self { mode, width, height, pixels, zero_colour: [0; 3] }
+    }
+}
+
 impl SourceImage {
     /// Decodes JPEG, PNG, WebP or GIF (first frame) bytes. A decoder that panics on hostile
     /// input is contained: the panic becomes an error for this image alone.
@@ -166,26 +187,13 @@ impl SourceImage {
         limits.max_image_width = Some(width);
         limits.max_image_height = Some(height);
         decoder.set_limits(limits).map_err(|e| Error::Decode(e.to_string()))?;
-        let color = decoder.color_type();
         let image = DynamicImage::from_decoder(decoder).map_err(|e| Error::Decode(e.to_string()))?;
         let palette = format == ImageFormat::Gif || (format == ImageFormat::Png && png_is_indexed(bytes));
-        let zero_colour = if palette { palette_zero(bytes, format) } else { [0; 3] };
-        let (mode, pixels) = if palette {
-            (ImageMode::P, image.to_rgb8().into_raw())
-        } else {
-            match color {
-                ColorType::L8 => (ImageMode::L, image.into_luma8().into_raw()),
-                ColorType::La8 => (ImageMode::La, image.into_luma_alpha8().into_raw()),
-                ColorType::Rgb8 => (ImageMode::Rgb, image.into_rgb8().into_raw()),
-                ColorType::Rgba8 => (ImageMode::Rgba, image.into_rgba8().into_raw()),
-                ColorType::Rgb16 => (ImageMode::Rgb, high_bytes(&image.into_rgb16().into_raw())),
-                ColorType::Rgba16 => (ImageMode::Rgba, high_bytes(&image.into_rgba16().into_raw())),
-                ColorType::L16 => (ImageMode::L, high_bytes(&image.into_luma16().into_raw())),
-                ColorType::La16 => (ImageMode::La, high_bytes(&image.into_luma_alpha16().into_raw())),
-                _ => (ImageMode::Rgb, image.into_rgb8().into_raw()),
-            }
-        };
-        Ok(Self { mode, width, height, pixels, zero_colour })
+        if palette {
+            let zero_colour = palette_zero(bytes, format);
+            return Ok(Self { mode: ImageMode::P, width, height, pixels: image.to_rgb8().into_raw(), zero_colour });
+        }
+        Ok(Self::from(image))
     }
 
     /// PIL's `Image.resize((width, height), interpolation)` on the whole image, in its own mode
