@@ -37,6 +37,8 @@ pub struct TrainConfig {
     pub eval: EvalSection,
     /// Guards against divergence.
     pub stability: StabilitySection,
+    /// Data-parallel gradient averaging.
+    pub dist: DistSection,
 }
 
 /// `[model]`.
@@ -184,6 +186,30 @@ pub struct StabilitySection {
     pub inject_nonfinite: Vec<u64>,
 }
 
+/// `[dist]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DistSection {
+    /// With several ranks: average each gradient bucket during the backward pass, as soon as its
+    /// gradients are final (torch's DDP), instead of all of them after it. The same bits either way.
+    pub overlap: bool,
+    /// Most megabytes of gradient per bucket (torch DDP's `bucket_cap_mb`).
+    pub bucket_mb: f64,
+}
+
+impl DistSection {
+    /// Most elements per bucket, for gradients of `element_bytes` bytes each.
+    pub fn bucket_elements(&self, element_bytes: usize) -> i64 {
+        ((self.bucket_mb * (1u64 << 20) as f64 / element_bytes as f64) as i64).max(1)
+    }
+}
+
+impl Default for DistSection {
+    fn default() -> Self {
+        Self { overlap: true, bucket_mb: 32.0 }
+    }
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
@@ -199,6 +225,7 @@ impl Default for TrainConfig {
             checkpoint: CheckpointSection::default(),
             eval: EvalSection::default(),
             stability: StabilitySection::default(),
+            dist: DistSection::default(),
         }
     }
 }
@@ -382,6 +409,9 @@ impl TrainConfig {
             && !(0.0..1.0).contains(&p)
         {
             return bad("model.patch_dropout", format!("must be in [0, 1), got {p}"));
+        }
+        if !(self.dist.bucket_mb.is_finite() && self.dist.bucket_mb > 0.0) {
+            return bad("dist.bucket_mb", format!("must be positive, got {}", self.dist.bucket_mb));
         }
         if self.model.config.is_empty() && self.model.preset.is_empty() {
             return bad("model", "give model.preset or model.config".into());
