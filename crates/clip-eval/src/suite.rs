@@ -351,10 +351,47 @@ pub fn zeroshot(
     } else {
         DatasetResult::new(target.name(), "zeroshot_classification", metric.name(), &classification_scores(&logits, &features.labels, metric)?, samples)
     };
+    if !multilabel && target.info().is_some_and(|i| i.name == crate::registry::ROBUSTNESS[0]) {
+        result.scores.extend(class_subsampled(&logits, &features.labels)?);
+    }
     result.skipped = features.skipped.samples();
     result.paper = target.info().and_then(|i| i.paper_value(model_name));
     result.format = format.into();
     Ok(result)
+}
+
+/// ImageNet's top-1 on the classes of each shifted set scored over part of them, as the ImageNet
+/// Testbed's `val-on-X-classes` (the x of the effective-robustness fits, [`crate::robustness`]):
+/// the images whose label is one of the set's ImageNet classes, each of the set's classes scoring
+/// the maximum of its ImageNet classes' logits (ImageNet-R and -A: one each; ObjectNet: its
+/// mapping), keyed `acc1_on_X_classes`, in percent.
+pub fn class_subsampled(logits: &Tensor, labels: &Tensor) -> Result<Vec<(String, f64)>> {
+    let labels = Vec::<i64>::try_from(labels)?;
+    let mut out = Vec::new();
+    for info in datasets().iter().filter(|d| d.robustness) {
+        let groups: Vec<Vec<usize>> = if !info.imagenet_classes.is_empty() {
+            info.imagenet_classes.iter().map(|&i| vec![i]).collect()
+        } else if !info.imagenet_mapping.is_empty() {
+            info.imagenet_mapping.clone()
+        } else {
+            continue;
+        };
+        let group_of: std::collections::HashMap<i64, i64> = groups.iter().enumerate().flat_map(|(g, members)| members.iter().map(move |&m| (m as i64, g as i64))).collect();
+        let (rows, targets): (Vec<i64>, Vec<i64>) = labels.iter().enumerate().filter_map(|(row, label)| Some((row as i64, *group_of.get(label)?))).unzip();
+        if rows.is_empty() {
+            continue;
+        }
+        let chosen = logits.index_select(0, &Tensor::from_slice(&rows));
+        let columns: Vec<Tensor> = groups
+            .iter()
+            .map(|g| chosen.index_select(1, &Tensor::from_slice(&g.iter().map(|&i| i as i64).collect::<Vec<_>>())).amax([1].as_slice(), false))
+            .collect();
+        let predicted = Vec::<i64>::try_from(Tensor::stack(&columns, 1).argmax(-1, false))?;
+        let correct = predicted.iter().zip(&targets).filter(|(p, t)| p == t).count();
+        let name = info.name.replace('_', "-");
+        out.push((format!("acc1_on_{name}_classes"), 100.0 * correct as f64 / rows.len() as f64));
+    }
+    Ok(out)
 }
 
 /// The zero-shot classifier of `split`'s classes and templates, from the cache where there is one.

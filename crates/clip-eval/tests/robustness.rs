@@ -3,7 +3,7 @@
 
 use clip_eval::registry::{ROBUSTNESS, datasets, find};
 use clip_eval::report::{DatasetResult, Report};
-use clip_eval::robustness::Robustness;
+use clip_eval::robustness::{Robustness, fits, inverse_logit, logit};
 
 fn subsets() -> serde_json::Value {
     serde_json::from_str(include_str!("fixtures/imagenet_subsets.json")).unwrap()
@@ -128,4 +128,87 @@ fn objectnet_as_shipped_reads_its_mapped_folders_only() {
     assert_eq!(records, [("alarm_clock/a.png".to_owned(), 0), ("alarm_clock/b.png".to_owned(), 0), ("banana/c.png".to_owned(), 2)]);
     assert!(open_split(&Target::Registry(objectnet, dir.clone()), "train", 32).unwrap().is_none());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The fits in `data/effective_robustness.json` are the least-squares lines, in logit space, of
+/// the testbed points `scripts/gen_effective_robustness.py` selected, refitted here.
+#[test]
+fn effective_robustness_fits_are_the_testbeds_points_refitted() {
+    let points: serde_json::Value = serde_json::from_str(include_str!("fixtures/effective_robustness_points.json")).unwrap();
+    assert_eq!(fits().keys().collect::<Vec<_>>(), ["imagenet-a", "imagenet-r", "imagenet_sketch", "imagenetv2", "objectnet"]);
+    for (name, fit) in fits() {
+        for (segment, pts) in fit.segments.iter().zip(points[name].as_array().unwrap()) {
+            let xy: Vec<(f64, f64)> = pts.as_array().unwrap().iter().map(|p| (logit(p[0].as_f64().unwrap()), logit(p[1].as_f64().unwrap()))).collect();
+            let n = xy.len() as f64;
+            let (mx, my) = (xy.iter().map(|p| p.0).sum::<f64>() / n, xy.iter().map(|p| p.1).sum::<f64>() / n);
+            let slope = xy.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>() / xy.iter().map(|p| (p.0 - mx).powi(2)).sum::<f64>();
+            assert_eq!(segment.models, xy.len(), "{name}");
+            assert!((slope - segment.slope).abs() < 1e-9 && (my - slope * mx - segment.intercept).abs() < 1e-9, "{name}: {slope} {segment:?}");
+            // ImageNet-A's lower piece is the loosest (r 0.64 over 33 models).
+            assert!(segment.r > 0.6 && xy.len() >= 30, "{name}: {segment:?}");
+            let inside = |x: f64| segment.x_above.is_none_or(|a| x >= a) && segment.x_below.is_none_or(|b| x < b);
+            assert!(pts.as_array().unwrap().iter().all(|p| inside(p[0].as_f64().unwrap())), "{name}");
+        }
+    }
+    // ImageNet-A's line is piecewise at 91.86 on the class-subsampled axis, as the testbed draws it.
+    let a = &fits()["imagenet-a"];
+    assert_eq!((a.segments.len(), a.segments[0].x_below, a.segments[1].x_above), (2, Some(91.86), Some(91.86)));
+    assert!((a.predict(91.0) - inverse_logit(a.segments[0].slope * logit(91.0) + a.segments[0].intercept)).abs() < 1e-12);
+    assert!((a.predict(95.0) - inverse_logit(a.segments[1].slope * logit(95.0) + a.segments[1].intercept)).abs() < 1e-12);
+    assert_eq!(fits()["objectnet"].imagenet_score().as_deref(), Some("acc1_on_objectnet_classes"));
+    assert_eq!(fits()["imagenetv2"].imagenet_score(), None);
+}
+
+/// Effective robustness is the accuracy above the fit's prediction from the ImageNet accuracy it
+/// reads: ImageNet's top-1 for V2 and Sketch, the class-subsampled top-1 for R, A and ObjectNet.
+#[test]
+fn effective_robustness_reads_the_class_subsampled_imagenet_accuracy() {
+    let mut imagenet = zeroshot("imagenet1k", 0.76);
+    imagenet.scores.insert("acc1_on_imagenet-r_classes".into(), 88.0);
+    imagenet.scores.insert("acc1_on_objectnet_classes".into(), 80.0);
+    let results = vec![imagenet, zeroshot("imagenetv2", 0.70), zeroshot("imagenet-r", 0.89), zeroshot("objectnet", 0.72), zeroshot("imagenet-a", 0.77)];
+    let r = Robustness::of(&results).unwrap();
+    let expected = |name: &str, x: f64, y: f64| {
+        let s = &fits()[name].segments[0];
+        y - inverse_logit(s.slope * logit(x) + s.intercept)
+    };
+    // ImageNet-A has no class-subsampled ImageNet accuracy here: it is left out of the average.
+    let names: Vec<&str> = r.effective.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["imagenetv2", "imagenet-r", "objectnet"]);
+    for (e, (x, y)) in r.effective.iter().zip([(76.0, 70.0), (88.0, 89.0), (80.0, 72.0)]) {
+        assert!((e.effective_robustness - expected(&e.name, x, y)).abs() < 1e-9 && e.imagenet == x && e.accuracy == y, "{e:?}");
+    }
+    let mean = r.effective.iter().map(|e| e.effective_robustness).sum::<f64>() / 3.0;
+    assert!((r.average_effective_robustness.unwrap() - mean).abs() < 1e-12);
+    // The plain gap is reported beside it.
+    assert!((r.gap - ((70.0 + 89.0 + 72.0 + 77.0) / 4.0 - 76.0)).abs() < 1e-9);
+    let report = Report { model: "m".into(), weights: "w".into(), results, missing: vec![], failed: vec![] };
+    let markdown = report.markdown();
+    assert!(markdown.contains("Effective robustness (Taori et al. 2020") && markdown.contains("average over 3 sets"), "{markdown}");
+    let json: serde_json::Value = serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["robustness"]["effective"].as_array().unwrap().len(), 3);
+}
+
+/// `class_subsampled` scores ImageNet over each subset's classes only, ObjectNet's through its
+/// mapping, as the testbed's `val-on-X-classes`.
+#[test]
+fn class_subsampled_imagenet_accuracy_uses_only_the_sets_classes() {
+    use tch::Tensor;
+    let r = find("imagenet-r").unwrap().imagenet_classes.clone();
+    let outside_r = (0..1000).find(|i| !r.contains(i)).unwrap();
+    let mut logits = vec![0f32; 3 * 1000];
+    // Row 0: label r[0]; the top logit is a class outside ImageNet-R's, the next r[0]: right on
+    // ImageNet-R's classes. Row 1: alarm clock's second ImageNet class (530) with the top logit on
+    // its first (409): right for ObjectNet. Row 2: label r[1], predicted r[2]: wrong.
+    logits[outside_r] = 9.0;
+    logits[r[0]] = 5.0;
+    logits[1000 + 409] = 7.0;
+    logits[2000 + r[2]] = 3.0;
+    let labels = Tensor::from_slice(&[r[0] as i64, 530, r[1] as i64]);
+    let scores: std::collections::BTreeMap<String, f64> = clip_eval::suite::class_subsampled(&Tensor::from_slice(&logits).view([3, 1000]), &labels).unwrap().into_iter().collect();
+    let on = |set: &str| scores[&format!("acc1_on_{set}_classes")];
+    assert_eq!(on("imagenet-r"), 50.0, "{scores:?}");
+    assert_eq!(on("objectnet"), 100.0, "{scores:?}");
+    // Only the sets scored over part of ImageNet's classes, and only where a label falls in them.
+    assert!(scores.keys().all(|k| ["acc1_on_imagenet-r_classes", "acc1_on_imagenet-a_classes", "acc1_on_objectnet_classes"].contains(&k.as_str())), "{scores:?}");
 }
