@@ -5,10 +5,13 @@ open_clip_train/main.py's two parameter groups (its defaults: wd 0.2, betas 0.9/
 the logit-scale clamp. Prints the median of each phase and the peak RSS as JSON.
 
     python bench_step.py MODEL BATCH ITERS THREADS [CONFIG_JSON] [--device cuda] [--precision bf16]
+                         [--grad-checkpointing] [--patch-dropout P]
 
 MODEL is an open_clip model name; CONFIG_JSON, when given, builds the model from that open_clip
 config instead (how our `tiny` preset is run here). On CUDA, each phase ends with a synchronize,
 and bf16 runs the forward under `torch.autocast` as open_clip's `--precision amp_bf16` does.
+--grad-checkpointing and --patch-dropout are open_clip_train's `--grad-checkpointing` and
+`--force-patch-dropout`.
 """
 import argparse
 import json
@@ -20,10 +23,13 @@ import open_clip
 import torch
 
 
-def build(name, config_json):
+def build(name, config_json, patch_dropout=None):
     if config_json:
-        return open_clip.model.CLIP(**json.loads(config_json))
-    return open_clip.create_model(name)
+        config = json.loads(config_json)
+        if patch_dropout is not None:
+            config["vision_cfg"]["patch_dropout"] = patch_dropout
+        return open_clip.model.CLIP(**config)
+    return open_clip.create_model(name, force_patch_dropout=patch_dropout)
 
 
 def main():
@@ -35,11 +41,14 @@ def main():
     p.add_argument("config_json", nargs="?")
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--grad-checkpointing", action="store_true")
+    p.add_argument("--patch-dropout", type=float)
     a = p.parse_args()
     name, batch, iters, device = a.model, a.batch, a.iters, torch.device(a.device)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    model = build(name, a.config_json).to(device).train()
+    model = build(name, a.config_json, a.patch_dropout).to(device).train()
+    model.set_grad_checkpointing(a.grad_checkpointing)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=a.precision == "bf16")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     exclude = lambda n, p: p.ndim < 2 or "bn" in n or "ln" in n or "bias" in n or "logit_scale" in n

@@ -3,11 +3,13 @@
 //! of each phase and the process's peak RSS as JSON, for `cargo xtask bench-compare`, which runs
 //! open_clip's equivalent beside it (`benches/scripts/bench_step.py`).
 //!
-//! usage: bench_step [--patch-dropout P] MODEL BATCH ITERS THREADS [DEVICE [PRECISION]]
+//! usage: bench_step [--patch-dropout P] [--grad-checkpointing] MODEL BATCH ITERS THREADS [DEVICE [PRECISION]]
 //!          MODEL: a preset name; DEVICE: cpu (default), cuda, auto; PRECISION: fp32 (default),
 //!          bf16 or fp16 autocast, as `clip train` runs it; --patch-dropout: each image keeps
 //!          its class token and a fraction 1 − P of its patches, drawn every step as the trainer
-//!          draws them (the draw is timed with the forward)
+//!          draws them (the draw is timed with the forward); --grad-checkpointing: each residual
+//!          block (ResNet stage) keeps only its input and runs again in the backward, as
+//!          `model.grad_checkpointing = true` trains
 //!        bench_step --config MODEL   (print the preset in open_clip's JSON)
 
 #![allow(clippy::print_stdout)] // A benchmark's report is its output.
@@ -35,6 +37,13 @@ fn main() -> anyhow::Result<()> {
         }
         None => 0.0,
     };
+    let grad_checkpointing = match args.iter().position(|a| a == "--grad-checkpointing") {
+        Some(i) => {
+            args.remove(i);
+            true
+        }
+        None => false,
+    };
     if let [flag, model] = args.as_slice()
         && flag == "--config"
     {
@@ -46,8 +55,9 @@ fn main() -> anyhow::Result<()> {
     };
     let (batch, iters, threads): (i64, usize, i32) = (batch.parse()?, iters.parse()?, threads.parse()?);
     let (device, precision) = clip_benches::device_and_precision(rest)?;
-    let (config, vs, clip) = clip_benches::random_model(model, threads, device)?;
+    let (config, vs, mut clip) = clip_benches::random_model(model, threads, device)?;
     clip.set_training(true);
+    clip.set_grad_checkpointing(grad_checkpointing);
     let params: BTreeMap<String, Tensor> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
     let mut optim = AdamW::new(params, &OptimSection::default())?;
     let (images, texts) = clip_benches::random_inputs(&config, batch, device);
