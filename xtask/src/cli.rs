@@ -15,7 +15,10 @@ commands:
                        reference stack (open_clip, CLIP_benchmark, torchvision, scikit-learn) used by
                        fixture scripts and side-by-side benchmarks
   env                  print the `export` lines that make plain `cargo build` / `cargo test` work
-  test [args...]       set up, then run the whole test suite (args go to `cargo test`)
+  test [args...]       set up, then run the whole test suite (args go to `cargo test`): unit,
+                       integration and doc tests, then every crate's examples and the downstream
+                       project (xtask/downstream), then the oracle checks where installed
+  examples             set up, build and run every example and the downstream project alone
   train [args...]      set up, build `clip` in release mode, run `clip train args...`
   embed [args...]              likewise for `clip embed`
   bench-zeroshot [args...]     likewise for `clip bench-zeroshot`
@@ -75,6 +78,10 @@ pub(crate) fn main() -> Result<ExitCode> {
         "test" => {
             let torch = setup::ensure(&root, setup::Options::quiet())?;
             run::test(&root, &torch, &rest)
+        }
+        "examples" => {
+            let torch = setup::ensure(&root, setup::Options::quiet())?;
+            run::examples_and_downstream(&root, &torch)
         }
         forwarded if FORWARDED.contains(&forwarded) => {
             let torch = setup::ensure(&root, setup::Options::quiet())?;

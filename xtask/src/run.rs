@@ -44,6 +44,10 @@ pub(crate) fn test(root: &Path, torch: &Libtorch, args: &[String]) -> Result<Exi
     if !status.success() || !args.is_empty() {
         return Ok(exit_code(status));
     }
+    let code = examples_and_downstream(root, torch)?;
+    if code != ExitCode::SUCCESS {
+        return Ok(code);
+    }
     let code = embed_interop(root, torch)?;
     if code != ExitCode::SUCCESS {
         return Ok(code);
@@ -169,4 +173,88 @@ fn target_dir(root: &Path) -> PathBuf {
 fn embed_interop(root: &Path, torch: &Libtorch) -> Result<ExitCode> {
     let clip = target_dir(root).join("release").join("clip");
     oracle_script(root, torch, "embed interop", &["pyarrow", "open_clip"], "embed_interop.py", &[clip])
+}
+
+/// Every crate's examples, then the downstream project.
+pub(crate) fn examples_and_downstream(root: &Path, torch: &Libtorch) -> Result<ExitCode> {
+    let code = examples(root, torch)?;
+    if code != ExitCode::SUCCESS {
+        return Ok(code);
+    }
+    downstream(root, torch)
+}
+
+/// Runs every example of every crate (`crates/*/examples/*.rs`, built by `cargo test` above; the
+/// build here only makes sure), each on committed fixtures: those that take input are given some.
+fn examples(root: &Path, torch: &Libtorch) -> Result<ExitCode> {
+    build(root, torch, &["--workspace", "--examples"])?;
+    let work = target_dir(root).join("examples-run");
+    let jpegs = work.join("jpegs");
+    std::fs::create_dir_all(&jpegs).with_context(|| format!("creating {}", jpegs.display()))?;
+    let photos = root.join("crates/clip-data/tests/fixtures/images");
+    std::fs::copy(photos.join("rocket.jpg"), jpegs.join("rocket.jpg")).context("copying rocket.jpg")?;
+    let fixtures = root.join("crates/clip-model/tests/fixtures");
+    let args = |name: &str| -> Vec<OsString> {
+        match name {
+            // The towers on open_clip's own inputs (what scripts/zoo_parity.py gives it).
+            "features" => vec![
+                fixtures.join("tiny-vit.json").into(),
+                fixtures.join("tiny-vit.safetensors").into(),
+                fixtures.join("tiny-vit.io.safetensors").into(),
+                work.join("features.safetensors").into(),
+            ],
+            "scaled_decode" => vec![jpegs.clone().into(), "--passes".into(), "1".into()],
+            _ => Vec::new(),
+        }
+    };
+    let mut names = Vec::new();
+    for crate_dir in std::fs::read_dir(root.join("crates")).context("reading crates/")? {
+        let Ok(entries) = std::fs::read_dir(crate_dir?.path().join("examples")) else { continue };
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "rs")
+                && let Some(stem) = path.file_stem()
+            {
+                names.push(stem.to_string_lossy().into_owned());
+            }
+        }
+    }
+    names.sort();
+    let all = std::time::Instant::now();
+    for name in &names {
+        let binary = target_dir(root).join("release").join("examples").join(name);
+        let start = std::time::Instant::now();
+        let mut command = Command::new(&binary);
+        command.args(args(name)).current_dir(&work).stdout(std::process::Stdio::null());
+        with_libtorch(&mut command, torch);
+        let status = command.status().with_context(|| format!("running {}", binary.display()))?;
+        if !status.success() {
+            println!("example {name}: FAILED ({status}); run it: {}", binary.display());
+            return Ok(exit_code(status));
+        }
+        println!("example {name}: ok ({:.1} s)", start.elapsed().as_secs_f64());
+    }
+    println!("{} examples ran in {:.1} s", names.len(), all.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds and runs `xtask/downstream`, a project outside the workspace that depends on the crates
+/// by path as a user's would (it embeds a text and checks the norm). It shares the workspace's
+/// target folder, and starts from the workspace's lock file so that it resolves the same versions.
+fn downstream(root: &Path, torch: &Libtorch) -> Result<ExitCode> {
+    let dir = root.join("xtask").join("downstream");
+    std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).context("copying Cargo.lock into xtask/downstream")?;
+    let start = std::time::Instant::now();
+    let status = cargo(root, torch)
+        .args(["run", "--release", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", target_dir(root))
+        .status()
+        .context("running cargo run for xtask/downstream")?;
+    if !status.success() {
+        println!("downstream project: FAILED ({status})");
+        return Ok(exit_code(status));
+    }
+    println!("downstream project: ok ({:.1} s, build included)", start.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
 }
