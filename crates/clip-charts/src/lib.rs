@@ -8,6 +8,17 @@
 //! none, and a chart must look the same everywhere.
 //!
 //! Pure Rust, no tch; never prints, never writes a file: the caller decides where bytes go.
+//!
+//! # Example
+//! ```
+//! let metrics = "{\"step\": 1, \"loss\": 4.2, \"lr\": 0.001, \"logit_scale\": 14.3}\n\
+//!                {\"step\": 2, \"loss\": 3.9, \"lr\": 0.001, \"logit_scale\": 14.4}\n";
+//! let run = clip_charts::RunCurves::from_metrics("run", metrics)?;
+//! assert_eq!(run.loss, [(1, 4.2), (2, 3.9)]);
+//! let png = clip_charts::curves(&[run])?;
+//! assert!(png.starts_with(b"\x89PNG"));
+//! # Ok::<(), clip_charts::Error>(())
+//! ```
 
 mod curves;
 mod results;

@@ -18,6 +18,17 @@
 //! reqwest and tokio (a large build for one file fetch) whose main branch has since dropped reading
 //! the environment. What is needed here is a few hundred lines on a small, well-kept HTTP client
 //! (`ureq` 3 with rustls and `ring`: no OpenSSL, no cmake), so we wrote those.
+//!
+//! # Example
+//! ```
+//! use clip_hub::{Cache, Repo};
+//!
+//! // The cache alone never touches the network: an empty folder holds nothing.
+//! let cache = Cache::new(std::env::temp_dir().join("clip-hub-doc-empty-cache"));
+//! let repo = Repo::model("timm/vit_base_patch32_clip_224.openai");
+//! assert_eq!(repo.folder_name(), "models--timm--vit_base_patch32_clip_224.openai");
+//! assert!(cache.get(&repo, "open_clip_model.safetensors").is_none());
+//! ```
 
 mod cache;
 mod config;

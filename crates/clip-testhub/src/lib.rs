@@ -10,6 +10,15 @@
 //! Others are git files, answered in place, etag their git blob id. A repo's commit is a SHA-1 over its
 //! sorted paths and their SHA-256, so changing a file changes the commit. Routes and errors: see the
 //! `server` module; fault keys name a file as `org/name/path` or `datasets/org/name/path`.
+//!
+//! # Example
+//! ```
+//! let root = std::env::temp_dir().join(format!("clip-testhub-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(root.join("models/org/name")).unwrap();
+//! std::fs::write(root.join("models/org/name/config.json"), "{}").unwrap();
+//! let hub = clip_testhub::TestHub::start(&root);
+//! assert!(hub.endpoint().starts_with("http://127.0.0.1:")); // what HF_ENDPOINT should be
+//! ```
 
 mod repos;
 mod server;

@@ -13,6 +13,17 @@
 //! [`hf`] is the other tokenizer open_clip uses: Hugging Face tokenizers (`tokenizer.json`, or a
 //! SentencePiece `spiece.model`) behind open_clip's `HFTokenizer` cleaning and framing;
 //! [`TextTokenizer`] is either, as a model config chooses.
+//!
+//! # Example
+//! ```
+//! use clip_tokenizer::{EOT, SOT, Tokenizer};
+//!
+//! let row = Tokenizer::get().tokenize("A photo of a cat.", 77)?;
+//! assert_eq!(row.len(), 77);
+//! assert_eq!(&row[..8], &[SOT, 320, 1125, 539, 320, 2368, 269, EOT]);
+//! assert_eq!(Tokenizer::get().decode(&row[1..7]), "a photo of a cat . ");
+//! # Ok::<(), clip_tokenizer::Error>(())
+//! ```
 
 mod bpe;
 mod clean;
