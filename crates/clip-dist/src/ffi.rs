@@ -16,6 +16,12 @@ pub(crate) struct RawGroup {
     _private: [u8; 0],
 }
 
+/// Opaque `ClipReducer`.
+#[repr(C)]
+pub(crate) struct RawReducer {
+    _private: [u8; 0],
+}
+
 unsafe extern "C" {
     pub(crate) fn clip_dist_free_error(message: *mut c_char);
     pub(crate) fn clip_dist_store(
@@ -50,6 +56,29 @@ unsafe extern "C" {
     ) -> *mut c_char;
     pub(crate) fn clip_dist_broadcast(group: *mut RawGroup, tensor: *mut C_tensor, root: c_int) -> *mut c_char;
     pub(crate) fn clip_dist_barrier(group: *mut RawGroup) -> *mut c_char;
+    pub(crate) fn clip_dist_grad_layout(
+        params: *const *mut C_tensor,
+        n: c_int,
+        storage_of: *mut i64,
+        offset: *mut i64,
+        numel: *mut i64,
+    ) -> *mut c_char;
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn clip_dist_reducer_new(
+        group: *mut RawGroup,
+        params: *const *mut C_tensor,
+        n: c_int,
+        spans: *const i64,
+        buckets: c_int,
+        member_start: *const i64,
+        member_params: *const i64,
+        order: *const i64,
+        hooks: c_int,
+        out: *mut *mut RawReducer,
+    ) -> *mut c_char;
+    pub(crate) fn clip_dist_reducer_free(reducer: *mut RawReducer);
+    pub(crate) fn clip_dist_reducer_arm(reducer: *mut RawReducer);
+    pub(crate) fn clip_dist_reducer_finish(reducer: *mut RawReducer, early: *mut c_int) -> *mut c_char;
 }
 
 /// Turns the shim's error convention (null, or a malloc'd message) into a `Result`.

@@ -5,17 +5,38 @@
 //! [`Dist`] is what callers hold: with one process it does nothing and costs nothing; with many it
 //! all-reduces, all-gathers (with or without gradient), broadcasts and waits at barriers, each
 //! bounded by the configured timeout. A failed collective reports which ranks stopped answering.
+//! A [`GradReducer`] averages a model's gradients in buckets, during the backward pass
+//! (overlapped) or after it, the two giving the same bits.
+//!
+//! # Example
+//! ```
+//! use clip_dist::{Dist, ReduceOp};
+//! use tch::Tensor;
+//!
+//! // One process (no launch environment): every collective is the identity.
+//! let dist = Dist::single();
+//! let mut t = Tensor::from_slice(&[1.0f32, 2.0]);
+//! dist.all_reduce_(&mut t, ReduceOp::Sum)?;
+//! assert_eq!(Vec::<f32>::try_from(&t)?, [1.0, 2.0]);
+//! assert_eq!(dist.all_gather(&t)?.size(), [2]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+mod buckets;
 mod config;
 mod ffi;
+mod reducer;
 mod store;
 
 use std::ffi::CString;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tch::{Device, Tensor};
 
+pub use buckets::{Bucket, BucketPlan, GradPlace};
 pub use config::{DEFAULT_TIMEOUT, DistConfig};
+pub use reducer::{GradReducer, Reduced};
 pub use store::Store;
 
 /// Errors of this crate.
@@ -146,6 +167,16 @@ struct Group {
     raw: *mut ffi::RawGroup,
     store: Store,
     _heartbeat: store::Heartbeat,
+    rank: usize,
+    world_size: usize,
+}
+
+impl Group {
+    /// The error of a failed collective, naming the ranks whose heartbeat stopped.
+    fn failure(&self, op: &'static str, message: String) -> Error {
+        let unresponsive = self.store.dead_ranks(self.rank, self.world_size);
+        Error::Collective { op, rank: self.rank, world_size: self.world_size, message, unresponsive }
+    }
 }
 
 impl Drop for Group {
@@ -155,8 +186,11 @@ impl Drop for Group {
     }
 }
 
-// SAFETY: c10d process groups are thread-safe for issuing collectives; the handle is only freed on drop.
+// SAFETY: c10d process groups and stores are thread-safe for issuing collectives and store
+// operations; the handle is only freed on drop.
 unsafe impl Send for Group {}
+// SAFETY: as for Send: every use through a shared reference is a thread-safe c10d call.
+unsafe impl Sync for Group {}
 
 /// A rank's handle on the job: rank, size, and the collectives.
 pub struct Dist {
@@ -166,7 +200,7 @@ pub struct Dist {
     pub world_size: usize,
     /// Rank on this machine.
     pub local_rank: usize,
-    group: Option<Group>,
+    group: Option<Arc<Group>>,
 }
 
 /// Most dimensions a gathered tensor may have (the layout check sends them in a fixed-size row).
@@ -221,18 +255,13 @@ impl Dist {
             message,
         })?;
         let heartbeat = store::Heartbeat::start(config)?;
-        let group = Group { raw, store, _heartbeat: heartbeat };
-        Ok(Self { rank: config.rank, world_size: config.world_size, local_rank: config.local_rank, group: Some(group) })
+        let group = Group { raw, store, _heartbeat: heartbeat, rank: config.rank, world_size: config.world_size };
+        Ok(Self { rank: config.rank, world_size: config.world_size, local_rank: config.local_rank, group: Some(Arc::new(group)) })
     }
 
     /// True with more than one rank.
     pub fn is_distributed(&self) -> bool {
         self.group.is_some()
-    }
-
-    fn failed(&self, op: &'static str, message: String) -> Error {
-        let unresponsive = self.group.as_ref().and_then(|g| g.store.dead_ranks(self.rank, self.world_size));
-        Error::Collective { op, rank: self.rank, world_size: self.world_size, message, unresponsive }
     }
 
     /// Reduces `tensor` over all ranks, in place.
@@ -245,7 +274,7 @@ impl Dist {
         };
         // SAFETY: live group and tensor handles.
         let status = unsafe { ffi::clip_dist_allreduce(group.raw, tensor.as_mut_ptr(), code) };
-        ffi::check(status).map_err(|m| self.failed("all_reduce", m))?;
+        ffi::check(status).map_err(|m| group.failure("all_reduce", m))?;
         if op == ReduceOp::Avg {
             let _ = tensor.f_div_scalar_(self.world_size as f64)?;
         }
@@ -282,7 +311,7 @@ impl Dist {
                 ffi::clip_dist_allgather(group.raw, tensor.as_ptr() as *mut _, &mut out)
             }
         };
-        ffi::check(status).map_err(|m| self.failed(op, m))?;
+        ffi::check(status).map_err(|m| group.failure(op, m))?;
         // SAFETY: `out` was allocated by the shim as an at::Tensor and is owned by us now.
         Ok(unsafe { Tensor::from_ptr(out) })
     }
@@ -316,7 +345,7 @@ impl Dist {
         let Some(group) = &self.group else { return Ok(()) };
         // SAFETY: live handles.
         let status = unsafe { ffi::clip_dist_broadcast(group.raw, tensor.as_mut_ptr(), root as i32) };
-        ffi::check(status).map_err(|m| self.failed("broadcast", m))
+        ffi::check(status).map_err(|m| group.failure("broadcast", m))
     }
 
     /// Waits until every rank arrives.
@@ -324,7 +353,7 @@ impl Dist {
         let Some(group) = &self.group else { return Ok(()) };
         // SAFETY: live handle.
         let status = unsafe { ffi::clip_dist_barrier(group.raw) };
-        ffi::check(status).map_err(|m| self.failed("barrier", m))
+        ffi::check(status).map_err(|m| group.failure("barrier", m))
     }
 }
 

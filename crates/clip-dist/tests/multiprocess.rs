@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use clip_dist::{Backend, Dist, Error, ReduceOp};
+use clip_dist::{Backend, Dist, Error, GradReducer, ReduceOp, Reduced};
 use clip_loss::{clip_loss, clip_loss_gathered, siglip_loss, siglip_loss_gathered, with_local_block};
 use tch::{Device, Kind, Tensor};
 
@@ -37,6 +37,8 @@ fn worker(scenario: &str) -> ExitCode {
         "collectives" => collectives(&dist),
         "loss" => loss(&dist),
         "dead-rank" => return dead_rank(&dist),
+        "dead-rank-overlap" => return dead_rank_overlap(&dist),
+        "grad-reducer" => grad_reducer(&dist),
         "mismatch" => mismatch(&dist),
         other => Err(format!("unknown scenario {other}")),
     };
@@ -193,6 +195,168 @@ fn mismatch(dist: &Dist) -> Result<(), String> {
     }
 }
 
+// ---------------------------------------------------------------- gradient reducer
+
+/// A small net laid out as clip-train lays out a model: the gradients of the dense parameters are
+/// views into one flat, aligned buffer (AdamW's), an embedding table keeps its own gradient (made
+/// by the reducer: it has none yet), one parameter takes its gradient from the first of a step's
+/// two passes only (as the logit scale) and one from none. Same weights on every rank.
+struct Net {
+    /// emb, w1, b1, w2, b2, w3, scale, unused: the order of the forward pass.
+    params: Vec<Tensor>,
+}
+
+/// Elements per bucket in these tests: several buckets, w2 cut into pieces.
+const SMALL_BUCKETS: i64 = 1000;
+
+impl Net {
+    fn new() -> Self {
+        tch::manual_seed(11);
+        let leaf = |t: Tensor| t.set_requires_grad(true);
+        let randn = |shape: &[i64], std: f64| leaf(Tensor::randn(shape, (Kind::Float, Device::Cpu)) * std);
+        let zeros = |shape: &[i64]| leaf(Tensor::zeros(shape, (Kind::Float, Device::Cpu)));
+        let params = vec![
+            randn(&[50, 16], 1.0),
+            randn(&[16, 64], 0.25),
+            zeros(&[64]),
+            randn(&[64, 64], 0.125),
+            zeros(&[64]),
+            randn(&[64, 8], 0.125),
+            zeros(&[]),
+            zeros(&[5]),
+        ];
+        let dense = &params[1..];
+        tch::with_grad(|| {
+            let parts: Vec<Tensor> = dense.iter().map(|p| p.sum(Kind::Float) * 0.0).collect();
+            Tensor::stack(&parts, 0).sum(Kind::Float).backward();
+        });
+        let aligned = |n: i64| (n + 15) / 16 * 16;
+        let flat = Tensor::zeros([dense.iter().map(|p| aligned(p.numel() as i64)).sum::<i64>()], (Kind::Float, Device::Cpu));
+        let mut offset = 0;
+        for p in dense {
+            let n = p.numel() as i64;
+            p.grad().set_data(&flat.narrow(0, offset, n).view(p.size().as_slice()));
+            offset += aligned(n);
+        }
+        Self { params }
+    }
+
+    /// The parameters in the order the backward pass completes their gradients.
+    fn backward_order(&self) -> Vec<Tensor> {
+        self.params.iter().rev().map(Tensor::shallow_clone).collect()
+    }
+
+    fn loss(&self, ids: &Tensor, target: &Tensor, with_scale: bool) -> Tensor {
+        let p = &self.params;
+        let h = (p[0].index_select(0, ids).matmul(&p[1]) + &p[2]).relu();
+        let h = (h.matmul(&p[3]) + &p[4]).relu();
+        let scale = if with_scale { p[6].exp() } else { p[6].detach().exp() };
+        (h.matmul(&p[5]) * scale - target).square().mean(Kind::Float)
+    }
+
+    /// This rank's gradients of a step: two accumulated passes on its data, `reducer` (if any)
+    /// armed for the second.
+    fn passes(&self, rank: usize, step: i64, reducer: Option<&GradReducer>) {
+        for p in &self.params {
+            let _ = p.grad().zero_();
+        }
+        for pass in 0..2 {
+            tch::manual_seed(1000 * step + 10 * rank as i64 + pass);
+            let ids = Tensor::randint(50, [8], (Kind::Int64, Device::Cpu));
+            let target = Tensor::randn([8, 8], (Kind::Float, Device::Cpu));
+            if let (1, Some(reducer)) = (pass, reducer) {
+                reducer.arm();
+            }
+            self.loss(&ids, &target, pass == 0).backward();
+        }
+    }
+
+    /// A step's gradients averaged over ranks.
+    fn gradients(&self, reducer: &GradReducer, rank: usize, step: i64) -> Result<Reduced, Error> {
+        self.passes(rank, step, Some(reducer));
+        reducer.finish()
+    }
+
+    fn sgd(&self) {
+        tch::no_grad(|| {
+            for p in &self.params {
+                let _ = p.shallow_clone().g_sub_(&(p.grad() * 0.1));
+            }
+        });
+    }
+}
+
+/// 16 steps of two copies of the net, one reduced after the backward pass and one overlapped
+/// with it: bit-identical gradients and weights at every step; the averages are those of a plain
+/// all-reduce; the overlapped copy launched some buckets during the backward pass but not those
+/// waiting on the parameters the last pass leaves out.
+fn grad_reducer(dist: &Dist) -> Result<(), String> {
+    let e = |e: Error| e.to_string();
+    let (plain, overlapped) = (Net::new(), Net::new());
+    let plain_reducer = dist.grad_reducer(&plain.backward_order(), SMALL_BUCKETS, false).map_err(e)?;
+    let reducer = dist.grad_reducer(&overlapped.backward_order(), SMALL_BUCKETS, true).map_err(e)?;
+    let plan = reducer.plan().ok_or("no plan with several ranks")?;
+    ensure(plan == plain_reducer.plan().unwrap() && plan.buckets.len() > 6, || format!("plans: {plan:?}"))?;
+    ensure(overlapped.params[0].grad().defined(), || "the embedding was given no gradient".into())?;
+    // Buckets holding the scale or the unused parameter (and any after them) wait for finish().
+    let waiting = plan.order.iter().position(|&b| plan.buckets[b].members.iter().any(|&m| m <= 1)).unwrap();
+    for step in 0..16 {
+        let a = plain.gradients(&plain_reducer, dist.rank, step).map_err(e)?;
+        ensure(a.overlapped == 0, || format!("the plain reducer launched {} buckets early", a.overlapped))?;
+        // What a plain all-reduce of this rank's own gradients gives.
+        overlapped.passes(dist.rank, step, None);
+        let local: Vec<Tensor> = overlapped.params.iter().map(|p| p.grad().copy()).collect();
+        let b = overlapped.gradients(&reducer, dist.rank, step).map_err(e)?;
+        ensure(b.overlapped == waiting, || {
+            format!("step {step}: {} of {} buckets launched early, expected {waiting}", b.overlapped, plan.buckets.len())
+        })?;
+        for (i, (x, y)) in plain.params.iter().zip(&overlapped.params).enumerate() {
+            let (gx, gy) = (x.grad(), y.grad());
+            ensure(gx.equal(&gy), || format!("step {step}: parameter {i}: gradients differ by {}", max_diff(&gx, &gy)))?;
+            let mut expected = local[i].copy();
+            dist.all_reduce_(&mut expected, ReduceOp::Avg).map_err(e)?;
+            ensure(gy.equal(&expected), || format!("step {step}: parameter {i}: not the average ({})", max_diff(&gy, &expected)))?;
+        }
+        ensure(overlapped.params[7].grad().abs().sum(Kind::Float).double_value(&[]) == 0.0, || {
+            "the unused parameter has a gradient".into()
+        })?;
+        plain.sgd();
+        overlapped.sgd();
+    }
+    for (i, (x, y)) in plain.params.iter().zip(&overlapped.params).enumerate() {
+        ensure(x.equal(y), || format!("parameter {i} differs after 16 steps: {}", max_diff(x, y)))?;
+    }
+    dist.barrier().map_err(e)
+}
+
+/// Training with overlap, the last rank dies (SIGKILL) at the third step, just before its last
+/// backward pass; the others' reduction of that step must fail, within the timeout, naming it.
+fn dead_rank_overlap(dist: &Dist) -> ExitCode {
+    let net = Net::new();
+    let reducer = match dist.grad_reducer(&net.backward_order(), SMALL_BUCKETS, true) {
+        Ok(r) => r,
+        Err(err) => {
+            eprintln!("rank {}: {err}", dist.rank);
+            return ExitCode::FAILURE;
+        }
+    };
+    for step in 0..100 {
+        if step == 2 && dist.rank == dist.world_size - 1 {
+            // SAFETY: plain libc calls; the process ends here.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
+        match net.gradients(&reducer, dist.rank, step) {
+            Ok(_) => net.sgd(),
+            Err(err) => {
+                eprintln!("{err}");
+                return ExitCode::from(if step == 2 { EXPECTED_FAILURE as u8 } else { 1 });
+            }
+        }
+    }
+    eprintln!("rank {}: 100 steps succeeded with a dead rank", dist.rank);
+    ExitCode::FAILURE
+}
+
 // ---------------------------------------------------------------- coordinator
 
 struct Outcome {
@@ -268,9 +432,9 @@ fn all_succeed(scenario: &str, world_size: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn dead_rank_is_named(world_size: usize) -> Result<(), String> {
+fn dead_rank_is_named(scenario: &str, world_size: usize) -> Result<(), String> {
     let timeout = 20;
-    let outcomes = launch("dead-rank", world_size, timeout, Duration::from_secs(90));
+    let outcomes = launch(scenario, world_size, timeout, Duration::from_secs(90));
     let dead = world_size - 1;
     if outcomes[dead].code.is_some() {
         return Err(format!("rank {dead} should have died by SIGKILL, exited {:?}", outcomes[dead].code));
@@ -300,7 +464,9 @@ fn coordinator() -> ExitCode {
         ("loss_equals_single_process_2_ranks", Box::new(|| all_succeed("loss", 2))),
         ("loss_equals_single_process_4_ranks", Box::new(|| all_succeed("loss", 4))),
         ("mismatched_shapes_are_an_error", Box::new(|| all_succeed("mismatch", 2))),
-        ("a_dead_rank_fails_the_others_and_is_named", Box::new(|| dead_rank_is_named(3))),
+        ("a_dead_rank_fails_the_others_and_is_named", Box::new(|| dead_rank_is_named("dead-rank", 3))),
+        ("overlapped_gradient_reduction_equals_the_plain_bit_for_bit", Box::new(|| all_succeed("grad-reducer", 2))),
+        ("a_rank_dead_during_overlapped_reduction_is_named", Box::new(|| dead_rank_is_named("dead-rank-overlap", 3))),
     ];
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let (mut passed, mut failed) = (0, 0);

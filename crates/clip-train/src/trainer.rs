@@ -1,10 +1,11 @@
 //! The training loop: data → forward (autocast) → contrastive loss over the global batch →
-//! backward → gradients averaged across ranks in buckets → non-finite guard → clipping → AdamW →
+//! backward, gradients averaged across ranks in buckets during it (or after) → non-finite guard →
+//! clipping → AdamW →
 //! `logit_scale` clamp; metrics, evaluation and checkpoints on schedule. Rank 0 writes the run
 //! folder; every rank resumes from the same checkpoint. Nothing here prints: progress goes to the
 //! caller as [`Event`]s.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -14,7 +15,7 @@ use clip_data::preprocess::PreprocessConfig;
 use clip_data::source::{CsvOptions, Source, SourceOptions};
 use clip_data::transform::TrainTransform;
 use clip_data::{ImageTransform, Loader, LoaderConfig, Position, TextMode};
-use clip_dist::{Backend, Dist, ReduceOp};
+use clip_dist::{Backend, Dist, GradReducer, ReduceOp};
 use clip_model::{ClipConfig, ClipModel};
 use clip_tensor::device::DeviceSpec;
 use clip_tensor::precision::{Precision, autocast};
@@ -27,9 +28,6 @@ use crate::checkpoint::{self, TrainState};
 use crate::config::TrainConfig;
 use crate::optim::{AdamW, learning_rate};
 use crate::{Error, Result};
-
-/// Gradients are averaged across ranks in flat buckets of about this many elements.
-const BUCKET_ELEMENTS: i64 = 8 << 20;
 
 /// One step's numbers, as written to `metrics.jsonl`.
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +52,9 @@ pub struct StepMetrics {
     pub nonfinite_steps: u64,
     /// Whether this step was skipped.
     pub skipped_step: bool,
+    /// Seconds from the end of the backward pass until the last gradient bucket was averaged
+    /// over ranks: the communication the backward pass did not hide (0 with one rank).
+    pub exposed_comm_s: f64,
 }
 
 /// Zero-shot top-1 accuracy per built-in task.
@@ -129,6 +130,9 @@ struct Run {
     vs: VarStore,
     model: ClipModel,
     optim: AdamW,
+    /// Averages the gradients over ranks, during the last backward pass of a step (`dist.overlap`)
+    /// or after it.
+    reducer: GradReducer,
     loader: Loader,
     /// The model's tokenizer (the loader's captions, the evaluation's prompts).
     tokenizer: TextTokenizer,
@@ -270,6 +274,19 @@ fn loader(config: &TrainConfig, model: &ClipConfig, preprocess: &PreprocessConfi
     Ok((Loader::new(source, lc)?, steps))
 }
 
+/// The trainable parameters in the order their gradients are expected to become final in a
+/// backward pass: the reverse of their creation, which follows the forward pass tower by tower
+/// (torch's DDP makes the same guess from `model.parameters()`); any not found, last. It sets
+/// when the reducer launches each bucket (contiguous spans of AdamW's gradient buffers), never
+/// what a bucket holds.
+fn backward_order(vs: &VarStore, optim: &AdamW) -> Vec<Tensor> {
+    let created: HashMap<usize, usize> = vs.trainable_variables().iter().enumerate().map(|(i, t)| (t.data_ptr() as usize, i)).collect();
+    let mut params: Vec<(Option<usize>, Tensor)> =
+        optim.params().map(|(_, t)| (created.get(&(t.data_ptr() as usize)).copied(), t.shallow_clone())).collect();
+    params.sort_by_key(|(created, _)| std::cmp::Reverse(*created)); // Stable: the rest in name order.
+    params.into_iter().map(|(_, t)| t).collect()
+}
+
 /// Trains as `config` says, resuming from `resume` (`latest` or a checkpoint folder) if given.
 pub fn train(config: &TrainConfig, resume: Option<&str>, mut on_event: impl FnMut(Event<'_>)) -> Result<Summary> {
     let device = config.device.parse::<DeviceSpec>()?.resolve()?;
@@ -310,6 +327,8 @@ impl Run {
         }
         let params: BTreeMap<String, Tensor> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         let optim = AdamW::new(params, &config.optim)?;
+        let element_bytes = optim.params().next().map_or(4, |(_, t)| t.kind().elt_size_in_bytes());
+        let reducer = dist.grad_reducer(&backward_order(&vs, &optim), config.dist.bucket_elements(element_bytes), config.dist.overlap)?;
         let (loader, steps_per_epoch) = loader(&config, &model_config, &preprocess, &tokenizer, &dist)?;
         let open_clip_config = clip_pretrained::open_clip_config_json(&model_config, &preprocess);
         let total_steps = steps_per_epoch * config.optim.epochs;
@@ -321,6 +340,7 @@ impl Run {
             vs,
             model,
             optim,
+            reducer,
             loader,
             tokenizer,
             state: TrainState { model_json: model_config.to_json(), ..TrainState::default() },
@@ -508,7 +528,7 @@ impl Run {
                 }
                 let (true, Some(position)) = (group.len() as u64 == self.config.optim.accum_freq, position) else { break };
                 let lr = learning_rate(&self.config.optim, self.state.step, self.total_steps);
-                let (loss, skipped_step) = self.step(&group, lr)?;
+                let (loss, skipped_step, exposed_comm_s) = self.step(&group, lr)?;
                 self.state.step += 1;
                 self.state.samples += global_batch;
                 self.position = position;
@@ -524,6 +544,7 @@ impl Run {
                     skipped: self.state.skipped.samples(),
                     nonfinite_steps: self.state.nonfinite_steps,
                     skipped_step,
+                    exposed_comm_s,
                 };
                 self.log(&metrics)?;
                 self.log_step_scalars(&metrics)?;
@@ -605,7 +626,9 @@ impl Run {
     /// batch's with gradient beside the others' cached ones, one backward each. Each pass
     /// differentiates the same whole-group loss through its own batch alone, so the sum is the
     /// whole-group gradient; the logit scale and bias take theirs from the first pass only
-    /// (open_clip counts them once per pass, which Adam's scale invariance hides).
+    /// (open_clip counts them once per pass, which Adam's scale invariance hides). The reducer is
+    /// armed for the last pass: with overlap, it averages each gradient bucket during that pass,
+    /// as soon as the bucket's gradients are final.
     fn accumulate(&self, batches: &[Group]) -> Result<Tensor> {
         let inject = self.config.stability.inject_nonfinite.contains(&(self.state.step + 1));
         let cached: Vec<(Tensor, Tensor)> = if batches.len() > 1 {
@@ -631,21 +654,24 @@ impl Run {
             let scale = if first { scale } else { scale.detach() };
             let pass = self.loss(&image, &text, &scale, first)?;
             loss = if inject { pass * f64::NAN } else { pass };
+            if j + 1 == batches.len() {
+                self.reducer.arm();
+            }
             loss.backward();
         }
         Ok(loss)
     }
 
-    /// One optimisation step over a group of loader batches; returns the loss and whether the
-    /// step was skipped as non-finite.
-    fn step(&mut self, group: &[Group], lr: f64) -> Result<(f64, bool)> {
+    /// One optimisation step over a group of loader batches; returns the loss, whether the step
+    /// was skipped as non-finite, and the seconds the gradient average took after the backward pass.
+    fn step(&mut self, group: &[Group], lr: f64) -> Result<(f64, bool, f64)> {
         let group: Vec<Group> = group
             .iter()
             .map(|(i, t, k)| (i.to_device(self.device), t.to_device(self.device), k.as_ref().map(|k| k.to_device(self.device))))
             .collect();
         self.optim.zero_grad();
         let loss = self.accumulate(&group)?;
-        self.average_grads()?;
+        let exposed = self.reducer.finish()?.exposed_s;
         // The loss reported is the mean over ranks: the global loss (SigLIP's rank losses cover
         // only their rows; the contrastive loss is the same on every rank unless local).
         let mut reported = loss.detach().to_kind(Kind::Float);
@@ -661,7 +687,7 @@ impl Run {
             if self.consecutive_nonfinite >= self.config.stability.max_nonfinite.max(1) {
                 return Err(Error::Diverged { count: self.consecutive_nonfinite, step: self.state.step + 1 });
             }
-            return Ok((value, true));
+            return Ok((value, true, exposed));
         }
         self.consecutive_nonfinite = 0;
         let clip = self.config.optim.grad_clip;
@@ -671,7 +697,7 @@ impl Run {
         self.optim.step(lr);
         let _guard = tch::no_grad_guard();
         let _ = self.model.logit_scale().shallow_clone().clamp_(0.0, clip_loss::MAX_LOGIT_SCALE);
-        Ok((value, false))
+        Ok((value, false, exposed))
     }
 
     /// The loss over the global batch: contrastive, or SigLIP's sigmoid loss; `bias_grad`: whether
@@ -704,22 +730,6 @@ impl Run {
         }
         let all_image = gather(image)?;
         Ok(clip_loss::clip_loss_gathered(image, text, &all_image, &all_text, scale, rank, self.config.loss.local_loss))
-    }
-
-    /// Averages gradients over ranks in place, in buckets of at most `BUCKET_ELEMENTS` of the
-    /// optimiser's flat gradient buffers.
-    fn average_grads(&mut self) -> Result<()> {
-        if !self.dist.is_distributed() {
-            return Ok(());
-        }
-        for grad in self.optim.grads() {
-            let n = grad.numel() as i64;
-            for start in (0..n).step_by(BUCKET_ELEMENTS as usize) {
-                let mut bucket = grad.narrow(0, start, BUCKET_ELEMENTS.min(n - start));
-                self.dist.all_reduce_(&mut bucket, ReduceOp::Avg)?;
-            }
-        }
-        Ok(())
     }
 
     /// Zero-shot accuracy on the configured built-in tasks (rank 0; the others wait).
