@@ -12,6 +12,17 @@
 //! - [`loader`]: decoding on a rayon pool, batches through a bounded channel, order fixed by the
 //!   seed and epoch alone, resumable at any batch ([`Position`]), bad samples skipped and counted
 //!   ([`SkipCounts`]).
+//!
+//! # Example
+//! ```
+//! use clip_data::{PreprocessConfig, SourceImage};
+//!
+//! // OpenAI's evaluation transform: shorter side to 224, centre crop, bicubic, OpenAI's mean and std.
+//! let preprocess = PreprocessConfig::openai(224);
+//! let image = SourceImage::from(image::DynamicImage::new_rgb8(320, 240)); // or SourceImage::decode(&bytes)?
+//! let pixels = preprocess.apply(&image); // [3, 224, 224], channel-major
+//! assert_eq!(pixels.len(), 3 * 224 * 224);
+//! ```
 
 pub mod builtin;
 mod error;

@@ -9,6 +9,17 @@
 //! - [`report`]: results as JSON, Markdown and CSV;
 //! - [`robustness`]: ImageNet against its natural distribution shifts, averaged (§3.3);
 //! - [`suite`]: which sets to evaluate and their features, for the benchmark commands.
+//!
+//! # Example
+//! ```
+//! use clip_eval::{metrics, zeroshot};
+//! use tch::Tensor;
+//!
+//! assert_eq!(zeroshot::fill("a photo of a {}.", "cat"), "a photo of a cat.");
+//! let scores = Tensor::from_slice(&[0.9f32, 0.1, 0.2, 0.8]).view([2, 2]);
+//! let labels = Tensor::from_slice(&[0i64, 0]);
+//! assert_eq!(metrics::topk_accuracy(&scores, &labels, 1), Some(0.5));
+//! ```
 
 pub mod features;
 pub mod fetch;

@@ -6,6 +6,19 @@
 //! variants take features already gathered from every rank (by `clip-dist`, with or without
 //! gradient), so the same code runs in one process and in many, and is tested against the
 //! single-process loss over the concatenated batch.
+//!
+//! # Example
+//! ```
+//! use tch::{Device, Kind, Tensor};
+//!
+//! let features = Tensor::eye(4, (Kind::Float, Device::Cpu)); // four pairs, each image equal to its text
+//! let scale = Tensor::from(100.0f32);
+//! let loss = f64::try_from(clip_loss::clip_loss(&features, &features, &scale))?;
+//! assert!(loss < 1e-6, "matched pairs cost nothing: {loss}");
+//! let shuffled = features.roll([1], [0]);
+//! assert!(f64::try_from(clip_loss::clip_loss(&features, &shuffled, &scale))? > 10.0);
+//! # Ok::<(), tch::TchError>(())
+//! ```
 
 use tch::{Kind, Reduction, Tensor};
 

@@ -13,6 +13,23 @@
 //!
 //! The model knows nothing of files beyond that, of tokenizers, datasets or losses: inputs are
 //! pixel tensors `[b, 3, s, s]` (already normalised) and id tensors `[b, context_length]`.
+//!
+//! # Example
+//! ```
+//! use clip_model::{ClipConfig, ClipModel, l2_normalize};
+//! use tch::{Device, Kind, Tensor, nn::VarStore};
+//!
+//! let config = ClipConfig::named("tiny")?; // a 64 px model; ClipConfig::named("ViT-B-32") and the rest likewise
+//! let vs = VarStore::new(Device::Cpu);
+//! let model = ClipModel::new(vs.root(), &config); // random weights; clip_model::load_weights fills them
+//! let size = config.vision.image_size();
+//! let _guard = tch::no_grad_guard();
+//! let images = model.encode_image(&Tensor::zeros([2, 3, size, size], (Kind::Float, Device::Cpu)));
+//! let texts = model.encode_text(&Tensor::zeros([3, config.text.context_length], (Kind::Int64, Device::Cpu)));
+//! let similarity = l2_normalize(&images).matmul(&l2_normalize(&texts).tr());
+//! assert_eq!(similarity.size(), [2, 3]);
+//! # Ok::<(), clip_model::Error>(())
+//! ```
 
 mod clip;
 pub mod config;

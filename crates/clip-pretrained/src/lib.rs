@@ -6,6 +6,14 @@
 //!
 //! Nothing here reaches the network on its own: every file comes through the `clip_hub::Hub` the
 //! caller passes, and an offline hub answers from the cache alone.
+//!
+//! # Example
+//! ```
+//! let entry = clip_pretrained::registry::find("ViT-B-32", "openai").expect("in open_clip's registry");
+//! assert_eq!(entry.architecture, "ViT-B-32");
+//! assert!(clip_pretrained::registry::tags("ViT-B-32").contains(&"laion2b_s34b_b79k"));
+//! // resolve("ViT-B-32", Some("openai"), &hub, …) fetches the weights through a clip_hub::Hub.
+//! ```
 
 mod error;
 pub mod open_clip_config;

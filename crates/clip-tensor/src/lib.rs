@@ -18,6 +18,16 @@
 //! - [`alloc`]: the allocator settings that binaries moving large tensors start with.
 //!
 //! Nothing here prints; errors are values of [`Error`].
+//!
+//! # Example
+//! ```
+//! use clip_tensor::device::DeviceSpec;
+//!
+//! let device: DeviceSpec = "cpu".parse()?;
+//! assert_eq!(device.resolve()?, tch::Device::Cpu);
+//! assert!("cuda:x".parse::<DeviceSpec>().is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod alloc;
 pub mod atomic;
