@@ -59,6 +59,7 @@ impl Repo {
     }
 
     /// The same repo at another revision.
+    #[must_use]
     pub fn with_revision(self, revision: impl Into<String>) -> Self {
         Repo {
             revision: revision.into(),
