@@ -1,9 +1,11 @@
 //! Times one CLIP encoder on random inputs and reports the median and the process's peak RSS as
 //! JSON, for `benches/scripts/bench_embed.py`, which runs open_clip the same way beside it.
 //!
+//! ```text
 //! usage: bench_model MODEL image|text BATCH ITERS THREADS [DEVICE [PRECISION]]
 //!   MODEL: a preset, or an open_clip model-config .json file
 //!   DEVICE: cpu (default), cuda, auto; PRECISION: fp32 (default), bf16 or fp16 autocast
+//! ```
 
 #![allow(clippy::print_stdout)] // A benchmark's report is its output.
 

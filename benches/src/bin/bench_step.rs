@@ -3,6 +3,7 @@
 //! of each phase and the process's peak RSS as JSON, for `cargo xtask bench-compare`, which runs
 //! open_clip's equivalent beside it (`benches/scripts/bench_step.py`).
 //!
+//! ```text
 //! usage: bench_step [--patch-dropout P] [--grad-checkpointing] MODEL BATCH ITERS THREADS [DEVICE [PRECISION]]
 //!          MODEL: a preset name; DEVICE: cpu (default), cuda, auto; PRECISION: fp32 (default),
 //!          bf16 or fp16 autocast, as `clip train` runs it; --patch-dropout: each image keeps
@@ -11,6 +12,7 @@
 //!          block (ResNet stage) keeps only its input and runs again in the backward, as
 //!          `model.grad_checkpointing = true` trains
 //!        bench_step --config MODEL   (print the preset in open_clip's JSON)
+//! ```
 
 #![allow(clippy::print_stdout)] // A benchmark's report is its output.
 

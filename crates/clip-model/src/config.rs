@@ -15,6 +15,14 @@ use serde::Deserialize;
 use crate::{Error, Result};
 
 /// A whole CLIP model.
+///
+/// ```
+/// let config = clip_model::ClipConfig::named("ViT-B-32")?;
+/// assert_eq!((config.embed_dim, config.vision.image_size(), config.text.context_length), (512, 224, 77));
+/// let json = config.to_json(); // open_clip's model-config JSON, read back by from_json
+/// assert_eq!(clip_model::ClipConfig::from_json(&json)?, config);
+/// # Ok::<(), clip_model::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClipConfig {
     /// Width of the shared embedding space.

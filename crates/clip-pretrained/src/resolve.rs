@@ -21,6 +21,14 @@ use crate::registry::{self, Pretrained};
 use crate::{Error, Result};
 
 /// What `--model` names.
+///
+/// ```
+/// use clip_pretrained::ModelName;
+///
+/// assert_eq!(ModelName::parse("ViT-B/32"), ModelName::Builtin("ViT-B-32".into()));
+/// assert_eq!(ModelName::parse("hf-hub:timm/ViT-B-16-SigLIP"), ModelName::HfHub("timm/ViT-B-16-SigLIP".into()));
+/// assert!(ModelName::parse("local-dir:/models/mine").brings_weights());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelName {
     /// A built-in architecture (`ViT-B-32`, `RN50-quickgelu`, …).

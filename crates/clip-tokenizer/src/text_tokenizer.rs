@@ -11,6 +11,15 @@ use crate::hf::{HfError, HfOptions, HfTokenizer};
 use crate::{Error, Result, Tokenizer};
 
 /// OpenAI's BPE, or a shared Hugging Face tokenizer. Cheap to clone.
+///
+/// ```
+/// use clip_tokenizer::TextTokenizer;
+///
+/// let rows = TextTokenizer::OpenAi.tokenize_batch(&["a cat", "a dog"], 8)?; // 2 × 8 ids, row-major
+/// assert_eq!(rows.len(), 16);
+/// assert_eq!((rows[0], rows[8]), (clip_tokenizer::SOT, clip_tokenizer::SOT));
+/// # Ok::<(), clip_tokenizer::Error>(())
+/// ```
 #[derive(Clone, Debug, Default)]
 pub enum TextTokenizer {
     /// OpenAI's byte-level BPE ([`Tokenizer::get`]).

@@ -6,7 +6,7 @@
 //! a dozen dispatches and temporaries per parameter. So every dense parameter, its gradient and
 //! both moments live in four flat buffers — the parameters and gradients the model and autograd
 //! see are views into them — and a step is one fused pass on the CPU, a handful of ops elsewhere
-//! ([`fused`]); zeroing, clipping and averaging gradients over ranks touch one buffer.
+//! (`fused`); zeroing, clipping and averaging gradients over ranks touch one buffer.
 
 mod fused;
 
