@@ -177,7 +177,16 @@ struct Checkpoint : public torch::autograd::Function<Checkpoint> {
     ctx->save_for_backward({input});
     ctx->saved_data["block"] = c10::IValue::make_capsule(block);
     NoCastCache no_cache;
-    return block->run(input, false);
+    // The output's storage is taken before the block's temporaries, so that with a heap that
+    // keeps freed memory (clip_tensor::alloc) the kept outputs of successive blocks stack up
+    // instead of splitting the space their temporaries reuse: ViT-B-32 at batch 128 peaked
+    // ~0.8 GB higher without this. A block whose output is not shaped like its input keeps its
+    // own.
+    at::Tensor buffer = at::empty_like(input, at::MemoryFormat::Contiguous);
+    at::Tensor output = block->run(input, false);
+    if (output.sizes() != buffer.sizes() || output.scalar_type() != buffer.scalar_type()) return output;
+    buffer.copy_(output);
+    return buffer;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {

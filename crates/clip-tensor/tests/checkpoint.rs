@@ -83,6 +83,7 @@ fn zero_grads(blocks: &[Block], x: &Tensor) {
 
 #[test]
 fn checkpointed_blocks_give_the_plain_loss_gradients_and_random_stream() {
+    let _generator = crate::generator();
     tch::manual_seed(1);
     let blocks: Vec<Block> = (0..3).map(|_| Block::new()).collect();
     let x = Tensor::randn([5, 8], (Kind::Float, Device::Cpu)).set_requires_grad(true);
@@ -117,6 +118,7 @@ fn checkpointed_blocks_give_the_plain_loss_gradients_and_random_stream() {
 
 #[test]
 fn without_a_gradient_to_record_the_block_runs_once_plainly() {
+    let _generator = crate::generator();
     let block = Block::new();
     let x = Tensor::randn([5, 8], (Kind::Float, Device::Cpu));
     let x_grad = Tensor::randn([5, 8], (Kind::Float, Device::Cpu)).set_requires_grad(true);
@@ -150,6 +152,7 @@ fn without_a_gradient_to_record_the_block_runs_once_plainly() {
 
 #[test]
 fn the_recompute_runs_under_the_forwards_autocast() {
+    let _generator = crate::generator();
     tch::manual_seed(3);
     let block = Block::new();
     let x = Tensor::randn([5, 8], (Kind::Float, Device::Cpu)).set_requires_grad(true);
@@ -184,6 +187,7 @@ fn the_recompute_runs_under_the_forwards_autocast() {
 
 #[test]
 fn a_panicking_block_panics_in_the_forward_and_fails_the_backward() {
+    let _generator = crate::generator();
     let x = Tensor::randn([2, 3], (Kind::Float, Device::Cpu)).set_requires_grad(true);
     let caught = std::panic::catch_unwind(|| checkpoint(&x, |_, _| panic!("forward broke")));
     let payload = caught.expect_err("the block's panic is resumed");

@@ -14,6 +14,7 @@ fn draw(seed: u64) -> (Vec<f32>, Vec<u64>) {
 
 #[test]
 fn same_seed_same_draws_other_seed_other_draws() {
+    let _generator = crate::generator();
     let first = draw(1234);
     let second = draw(1234);
     assert_eq!(first, second);
