@@ -620,3 +620,39 @@ fn overlapped_gradient_averaging_equals_the_plain_bit_for_bit() {
     let exposed: Vec<f64> = lines.filter_map(|v| v["exposed_comm_s"].as_f64()).collect();
     assert!(exposed.len() == 16 && exposed.iter().all(|&s| s > 0.0 && s < 60.0), "{exposed:?}");
 }
+
+/// With overlap on, a rank SIGKILLed mid-run ends the other with an error naming it, within the
+/// collective timeout. The ranks are started by hand: `clip launch` would stop the survivor itself.
+#[test]
+fn a_rank_killed_mid_run_with_overlap_is_named_by_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), "[dist]\noverlap = true\nbucket_mb = 0.05\n");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let timeout = 20;
+    let rank = |rank: &str| {
+        clip(&["train", "--config", config.to_str().unwrap(), "--set", "optim.epochs=100", "--set", "checkpoint.every=0"])
+            .envs([("WORLD_SIZE", "2"), ("RANK", rank), ("LOCAL_RANK", rank), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", &port)])
+            .env("CLIP_DIST_TIMEOUT", timeout.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (mut survivor, mut victim) = (rank("0"), rank("1"));
+    let start = Instant::now();
+    while !dir.path().join("run/metrics.jsonl").exists() || losses(&dir.path().join("run")).len() < 3 {
+        assert!(start.elapsed() < Duration::from_secs(120), "no steps were logged");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: plain signal to our own child.
+    unsafe { libc::kill(victim.id() as i32, libc::SIGKILL) };
+    let killed_at = Instant::now();
+    victim.wait().unwrap();
+    let status = survivor.wait().unwrap();
+    let elapsed = killed_at.elapsed();
+    let stderr = std::io::read_to_string(survivor.stderr.take().unwrap()).unwrap();
+    assert!(!status.success(), "rank 0 went on without rank 1: {stderr}");
+    assert!(losses(&dir.path().join("run")).len() < 800, "rank 0 finished the run");
+    assert!(elapsed < Duration::from_secs(timeout + 15), "rank 0 took {elapsed:?} to fail: {stderr}");
+    assert!(stderr.contains("ranks whose heartbeat stopped (dead): [1]"), "{stderr}");
+}

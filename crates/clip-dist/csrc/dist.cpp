@@ -4,6 +4,7 @@
 //
 // Every entry point catches C++ exceptions and returns them as a malloc'd message (nullptr on
 // success), freed with clip_dist_free_error: no exception may unwind into Rust.
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
@@ -221,12 +222,19 @@ struct ClipReducer {
         group->failed = true;
         fail("gradient bucket " + std::to_string(b) + " of " + std::to_string(views.size()) + ": " + e.what());
         break;
+      } catch (...) {
+        group->failed = true;
+        fail("gradient bucket " + std::to_string(b) + " of " + std::to_string(views.size()) + ": unknown C++ exception");
+        break;
       }
     }
     works.assign(views.size(), {});
     if (!error.empty()) throw std::runtime_error(error);
     at::NoGradGuard no_grad;
     for (auto& view : views) view.div_(group->size);
+    // On CUDA the waits above only order the streams: wait for the device too, so that what the
+    // caller times is the reduction itself (the gradient norm that follows waits anyway).
+    if (!views.empty() && views[0].is_cuda()) at::detail::getCUDAHooks().deviceSynchronize(views[0].get_device());
     return early;
   }
 };
