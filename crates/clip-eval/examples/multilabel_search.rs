@@ -1,7 +1,8 @@
 //! Times the one-vs-rest λ search (`search_lambda_multilabel`) on features saved as safetensors
 //! (`train_x`, `train_y`, `validation_x`, `validation_y`; targets `[n, classes]`), for
 //! `crates/clip-eval/scripts/time_multilabel_search.py`, which runs scikit-learn's search on the
-//! same file. Prints one JSON line: seconds, fits, chosen λ. Without a file it searches on a
+//! same file. Prints one JSON line: seconds, fits, solver iterations, chosen λ (then every trial with
+//! `MULTILABEL_TRIALS` set). Without a file it searches on a
 //! small planted problem of its own (4 classes in 32-d, as `cargo xtask test` runs it).
 //!
 //!     cargo run --release -p clip-eval --example multilabel_search [-- FEATURES.safetensors]
@@ -25,7 +26,11 @@ fn main() {
     let trials =
         search_lambda_multilabel((&train.0, &train.1), (&validation.0, &validation.1), &ProbeConfig::default(), &score, &mut |_| {}).expect("the search");
     let seconds = start.elapsed().as_secs_f64();
-    println!("{{\"seconds\": {seconds}, \"fits\": {}, \"lambda\": {}}}", trials.len(), trials[0].lambda);
+    let iterations: usize = trials.iter().map(|t| t.iterations).sum();
+    println!("{{\"seconds\": {seconds}, \"fits\": {}, \"iterations\": {iterations}, \"lambda\": {}}}", trials.len(), trials[0].lambda);
+    if std::env::var_os("MULTILABEL_TRIALS").is_some() {
+        trials.iter().for_each(|t| println!("{t:?}"));
+    }
 }
 
 /// Features with planted structure: each of 4 classes is present in about a third of the samples
