@@ -101,6 +101,21 @@ fn last_checkpoint(run: &Path) -> PathBuf {
     run.join("checkpoints").join(name.trim())
 }
 
+/// Runs `config` with `flags`, kills it after its first checkpoint, resumes it, and checks that its
+/// losses and final weights equal the uninterrupted run in `whole`, bit for bit.
+fn killed_run_resumes_as(config: &Path, flags: &[&str], whole: &Path) {
+    let run = config.parent().unwrap().join("run");
+    kill_after_first_checkpoint(config, &run, flags);
+    assert!(losses(&run).len() < losses(whole).len(), "the run was killed before its end");
+    check(train(config, &[&["--resume", "latest"], flags].concat()));
+    let bits = |run: &Path| losses(run).into_iter().map(|(step, loss)| (step, loss.to_bits())).collect::<Vec<_>>();
+    assert_eq!(bits(whole), bits(&run));
+    let (wa, wb) = (weights(&last_checkpoint(whole).join("model.safetensors")), weights(&last_checkpoint(&run).join("model.safetensors")));
+    for ((name, x), (_, y)) in wa.iter().zip(&wb) {
+        assert!(x.equal(y), "{name} differs after resuming");
+    }
+}
+
 /// Pixel size and the share of coloured pixels (lines, bars: not white, grey or black) of a PNG.
 fn png_ink(path: &Path) -> ((u32, u32), f64) {
     let image = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8();
@@ -531,15 +546,7 @@ fn patch_dropout_resumes_bitwise_and_two_ranks_agree() {
     assert!(a.iter().zip(&p).skip(1).all(|(x, y)| x.1 != y.1), "patch dropout changed nothing");
 
     let config = setup(&killed, "");
-    kill_after_first_checkpoint(&config, &killed.join("run"), &on);
-    assert!(losses(&killed.join("run")).len() < 32, "the run was killed before its end");
-    check(train(&config, &["--resume", "latest", on[0], on[1]]));
-    let b = losses(&killed.join("run"));
-    assert_eq!(a.iter().map(|x| (x.0, x.1.to_bits())).collect::<Vec<_>>(), b.iter().map(|x| (x.0, x.1.to_bits())).collect::<Vec<_>>());
-    let (wa, wb) = (weights(&last_checkpoint(&whole.join("run")).join("model.safetensors")), weights(&last_checkpoint(&killed.join("run")).join("model.safetensors")));
-    for ((name, x), (_, y)) in wa.iter().zip(&wb) {
-        assert!(x.equal(y), "{name} differs after resuming");
-    }
+    killed_run_resumes_as(&config, &on, &whole.join("run"));
 
     let ranks = equal_runs(&on, Split::Ranks);
     let accumulated = equal_runs(&on, Split::Accumulate);
@@ -574,16 +581,7 @@ fn grad_checkpointing_trains_as_without_and_resumes_bitwise() {
     eprintln!("grad checkpointing: after 32 steps, largest relative loss difference {loss_d:e}, largest weight difference {weight_d:e}");
     assert!(loss_d <= 1e-5 && weight_d <= 1e-5, "losses differ by {loss_d:e}, weights by {weight_d:e}");
 
-    let config = setup(&killed, "");
-    kill_after_first_checkpoint(&config, &killed.join("run"), &on);
-    assert!(losses(&killed.join("run")).len() < 32, "the run was killed before its end");
-    check(train(&config, &["--resume", "latest", on[0], on[1]]));
-    let b = losses(&killed.join("run"));
-    assert_eq!(a.iter().map(|x| (x.0, x.1.to_bits())).collect::<Vec<_>>(), b.iter().map(|x| (x.0, x.1.to_bits())).collect::<Vec<_>>());
-    let wb = weights(&last_checkpoint(&killed.join("run")).join("model.safetensors"));
-    for ((name, x), (_, y)) in wa.iter().zip(&wb) {
-        assert!(x.equal(y), "{name} differs after resuming");
-    }
+    killed_run_resumes_as(&setup(&killed, ""), &on, &whole.join("run"));
 }
 
 /// Gradient averaging overlapped with the backward pass (`dist.overlap`): 2 ranks with it end
