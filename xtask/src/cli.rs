@@ -17,8 +17,10 @@ commands:
   env                  print the `export` lines that make plain `cargo build` / `cargo test` work
   test [args...]       set up, then run the whole test suite (args go to `cargo test`): unit,
                        integration and doc tests, then every crate's examples and the downstream
-                       project (xtask/downstream), then the oracle checks where installed
+                       project (xtask/downstream), the API docs (rustdoc warnings are errors), then
+                       the oracle checks where installed
   examples             set up, build and run every example and the downstream project alone
+  docs                 set up and build the API docs as `test` checks them
   train [args...]      set up, build `clip` in release mode, run `clip train args...`
   embed [args...]              likewise for `clip embed`
   bench-zeroshot [args...]     likewise for `clip bench-zeroshot`
@@ -82,6 +84,10 @@ pub(crate) fn main() -> Result<ExitCode> {
         "examples" => {
             let torch = setup::ensure(&root, setup::Options::quiet())?;
             run::examples_and_downstream(&root, &torch)
+        }
+        "docs" => {
+            let torch = setup::ensure(&root, setup::Options::quiet())?;
+            run::api_docs(&root, &torch)
         }
         forwarded if FORWARDED.contains(&forwarded) => {
             let torch = setup::ensure(&root, setup::Options::quiet())?;

@@ -48,6 +48,10 @@ pub(crate) fn test(root: &Path, torch: &Libtorch, args: &[String]) -> Result<Exi
     if code != ExitCode::SUCCESS {
         return Ok(code);
     }
+    let code = api_docs(root, torch)?;
+    if code != ExitCode::SUCCESS {
+        return Ok(code);
+    }
     let code = embed_interop(root, torch)?;
     if code != ExitCode::SUCCESS {
         return Ok(code);
@@ -57,6 +61,24 @@ pub(crate) fn test(root: &Path, torch: &Libtorch, args: &[String]) -> Result<Exi
         return Ok(code);
     }
     tensorboard_check(root, torch)
+}
+
+/// The workspace's API docs with rustdoc's warnings as errors (broken or private intra-doc links,
+/// bad code blocks), so a doc regression fails the suite. `--release` shares the test build's build
+/// scripts (torch-sys compiles its C++ there) instead of running them again in the dev profile.
+pub(crate) fn api_docs(root: &Path, torch: &Libtorch) -> Result<ExitCode> {
+    let start = std::time::Instant::now();
+    let status = cargo(root, torch)
+        .args(["doc", "--workspace", "--no-deps", "--release", "--quiet"])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .status()
+        .context("running cargo doc")?;
+    if !status.success() {
+        println!("api docs: FAILED (rustdoc warnings are errors; see above)");
+        return Ok(exit_code(status));
+    }
+    println!("api docs: ok ({:.1} s)", start.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// clip train's TensorBoard event files read by TensorBoard's own EventAccumulator (a short run,

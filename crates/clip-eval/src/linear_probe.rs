@@ -331,7 +331,7 @@ pub fn fit_multilabel_lbfgs(x: &Tensor, targets: &Tensor, lambda: f64, start: Op
     Ok(Probe { weight: w.narrow(1, 0, features).transpose(0, 1).contiguous(), bias: w.select(1, features).copy(), iterations })
 }
 
-/// [`fit_multilabel`] by damped Newton, all classes batched (see [`Newton`]).
+/// [`fit_multilabel`] by damped Newton, all classes batched (the private `Newton` solver).
 pub fn fit_multilabel_newton(x: &Tensor, targets: &Tensor, lambda: f64, start: Option<&Probe>, config: &ProbeConfig) -> Result<Probe> {
     Newton::new(x, targets, config)?.fit(lambda, start, config)
 }
