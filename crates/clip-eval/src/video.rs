@@ -120,6 +120,17 @@ fn class_index(info: &DatasetInfo) -> HashMap<String, i64> {
         .collect()
 }
 
+/// The registry's label of class `name` as `file` of `set` spells it.
+fn label_of(index: &HashMap<String, i64>, name: &str, file: &Path, set: &str) -> Result<i64> {
+    index.get(&squash(name)).copied().ok_or_else(|| {
+        Error::Task(format!(
+            "{}: class {name:?} is not one of the registry's {} {set} classes",
+            file.display(),
+            index.len()
+        ))
+    })
+}
+
 fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path)
         .map_err(|e| Error::Task(format!("reading {}: {e}", path.display())))
@@ -154,13 +165,7 @@ fn ucf101(info: &DatasetInfo, dir: &Path, lists: &Path, split: &str) -> Result<O
                 class_ind.display()
             ))
         })?;
-        let label = *index.get(&squash(name)).ok_or_else(|| {
-            Error::Task(format!(
-                "{}: class {name:?} is not one of the registry's {} UCF101 classes",
-                class_ind.display(),
-                index.len()
-            ))
-        })?;
+        let label = label_of(&index, name, &class_ind, "UCF101")?;
         by_number.insert(number.trim().to_owned(), label);
         by_folder.insert(squash(name), label);
     }
@@ -328,13 +333,7 @@ fn kinetics(
             })
         };
         let name = field(label_at)?;
-        let label = *index.get(&squash(name)).ok_or_else(|| {
-            Error::Task(format!(
-                "{}: class {name:?} is not one of the registry's {} Kinetics-700 classes",
-                csv.display(),
-                index.len()
-            ))
-        })?;
+        let label = label_of(&index, name, &csv, "Kinetics-700")?;
         let seconds = |i: usize| -> Result<u64> {
             let text = field(i)?;
             text.parse::<f64>().map(|s| s as u64).map_err(|_| {
