@@ -101,6 +101,21 @@ fn last_checkpoint(run: &Path) -> PathBuf {
     run.join("checkpoints").join(name.trim())
 }
 
+/// Two runs of the base configuration, with `flags` and without, in a temporary folder that also
+/// has an empty `killed/` for a third; returns the folder and the two run folders.
+fn with_and_without(flags: &[&str]) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let [whole, plain] = ["whole", "plain"].map(|name| {
+        let folder = dir.path().join(name);
+        std::fs::create_dir_all(&folder).unwrap();
+        folder
+    });
+    std::fs::create_dir_all(dir.path().join("killed")).unwrap();
+    check(train(&setup(&whole, ""), flags));
+    check(train(&setup(&plain, ""), &[]));
+    (dir, whole.join("run"), plain.join("run"))
+}
+
 /// Runs `config` with `flags`, kills it after its first checkpoint, resumes it, and checks that its
 /// losses and final weights equal the uninterrupted run in `whole`, bit for bit.
 fn killed_run_resumes_as(config: &Path, flags: &[&str], whole: &Path) {
@@ -534,19 +549,14 @@ fn torchrun_and_clip_launch_train_alike() {
 #[test]
 #[allow(clippy::print_stderr)] // reports the measured difference
 fn patch_dropout_resumes_bitwise_and_two_ranks_agree() {
-    let dir = tempfile::tempdir().unwrap();
-    let (whole, killed, plain) = (dir.path().join("whole"), dir.path().join("killed"), dir.path().join("plain"));
-    for d in [&whole, &killed, &plain] {
-        std::fs::create_dir_all(d).unwrap();
-    }
     let on = ["--set", "model.patch_dropout=0.5"];
-    check(train(&setup(&whole, ""), &on));
-    check(train(&setup(&plain, ""), &[]));
-    let (a, p) = (losses(&whole.join("run")), losses(&plain.join("run")));
+    let (dir, whole, plain) = with_and_without(&on);
+    let killed = dir.path().join("killed");
+    let (a, p) = (losses(&whole), losses(&plain));
     assert!(a.iter().zip(&p).skip(1).all(|(x, y)| x.1 != y.1), "patch dropout changed nothing");
 
     let config = setup(&killed, "");
-    killed_run_resumes_as(&config, &on, &whole.join("run"));
+    killed_run_resumes_as(&config, &on, &whole);
 
     let ranks = equal_runs(&on, Split::Ranks);
     let accumulated = equal_runs(&on, Split::Accumulate);
@@ -565,23 +575,18 @@ fn patch_dropout_resumes_bitwise_and_two_ranks_agree() {
 #[test]
 #[allow(clippy::print_stderr)] // reports the measured difference
 fn grad_checkpointing_trains_as_without_and_resumes_bitwise() {
-    let dir = tempfile::tempdir().unwrap();
-    let (whole, killed, plain) = (dir.path().join("whole"), dir.path().join("killed"), dir.path().join("plain"));
-    for d in [&whole, &killed, &plain] {
-        std::fs::create_dir_all(d).unwrap();
-    }
     let on = ["--set", "model.grad_checkpointing=true"];
-    check(train(&setup(&whole, ""), &on));
-    check(train(&setup(&plain, ""), &[]));
-    let (a, p) = (losses(&whole.join("run")), losses(&plain.join("run")));
+    let (dir, whole, plain) = with_and_without(&on);
+    let killed = dir.path().join("killed");
+    let (a, p) = (losses(&whole), losses(&plain));
     assert_eq!(a.len(), 32);
     let loss_d = a.iter().zip(&p).map(|(x, y)| (x.1 - y.1).abs() / y.1.abs()).fold(0.0, f64::max);
-    let (wa, wp) = (weights(&last_checkpoint(&whole.join("run")).join("model.safetensors")), weights(&last_checkpoint(&plain.join("run")).join("model.safetensors")));
+    let (wa, wp) = (weights(&last_checkpoint(&whole).join("model.safetensors")), weights(&last_checkpoint(&plain).join("model.safetensors")));
     let weight_d = wa.iter().zip(&wp).map(|((_, x), (_, y))| (x - y).abs().max().double_value(&[])).fold(0.0, f64::max);
     eprintln!("grad checkpointing: after 32 steps, largest relative loss difference {loss_d:e}, largest weight difference {weight_d:e}");
     assert!(loss_d <= 1e-5 && weight_d <= 1e-5, "losses differ by {loss_d:e}, weights by {weight_d:e}");
 
-    killed_run_resumes_as(&setup(&killed, ""), &on, &whole.join("run"));
+    killed_run_resumes_as(&setup(&killed, ""), &on, &whole);
 }
 
 /// Gradient averaging overlapped with the backward pass (`dist.overlap`): 2 ranks with it end
