@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let config = ClipConfig::from_json(&std::fs::read_to_string(config)?)?;
     let vs = VarStore::new(Device::Cpu);
-    let model = ClipModel::new(vs.root(), &config);
+    let model = ClipModel::for_weights(vs.root(), &config);
     load_weights_for(&vs, &config, weights)?;
     let inputs: HashMap<String, Tensor> = read_safetensors(io)?.into_iter().collect();
     let _guard = tch::no_grad_guard();

@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let size = config.vision.image_size() as u32;
     let preprocess = PreprocessConfig::from_open_clip_json(&json["preprocess_cfg"], size)?;
     let vs = VarStore::new(Device::Cpu);
-    let model = ClipModel::new(vs.root(), &config);
+    let model = ClipModel::for_weights(vs.root(), &config);
     let loaded = load_weights_for(&vs, &config, args[1].as_ref())?;
     println!("{} parameters of {} tensors from {} ({:?})", vs.variables().values().map(Tensor::numel).sum::<usize>(), vs.len(), args[1], loaded.format);
 

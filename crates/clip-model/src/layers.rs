@@ -10,6 +10,7 @@ use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
 
 use crate::config::GeluApproximate;
+use crate::init::normal;
 
 /// OpenAI's weights use QuickGELU, `x·σ(1.702x)`; other open_clip models exact GELU, and some
 /// SigLIP2 towers GELU's tanh approximation.
@@ -57,10 +58,6 @@ impl InitStd {
         let w = width as f64;
         Self { attn: w.powf(-0.5), proj: w.powf(-0.5) * (2.0 * layers as f64).powf(-0.5), fc: (2.0 * w).powf(-0.5) }
     }
-}
-
-fn normal(std: f64) -> Init {
-    Init::Randn { mean: 0.0, stdev: std }
 }
 
 /// LayerNorm with the given eps (PyTorch's 1e-5 unless `norm_kwargs` say otherwise; timm's 1e-6).

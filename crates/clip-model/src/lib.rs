@@ -21,7 +21,7 @@
 //!
 //! let config = ClipConfig::named("tiny")?; // a 64 px model; ClipConfig::named("ViT-B-32") and the rest likewise
 //! let vs = VarStore::new(Device::Cpu);
-//! let model = ClipModel::new(vs.root(), &config); // random weights; clip_model::load_weights fills them
+//! let model = ClipModel::new(vs.root(), &config); // random weights (ClipModel::for_weights, then clip_model::load_weights, for a checkpoint)
 //! let size = config.vision.image_size();
 //! let _guard = tch::no_grad_guard();
 //! let images = model.encode_image(&Tensor::zeros([2, 3, size, size], (Kind::Float, Device::Cpu)));
@@ -34,6 +34,7 @@
 mod clip;
 pub mod config;
 mod error;
+mod init;
 mod layers;
 pub mod patch_dropout;
 pub mod resnet;

@@ -19,6 +19,7 @@ use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
 
 use crate::config::ResNetConfig;
+use crate::init::{normal, random};
 use crate::layers::{Shared, checkpointed};
 
 /// Which statistics a BatchNorm normalises by.
@@ -89,7 +90,7 @@ fn channels_last(xs: &Tensor) -> Tensor {
 }
 
 fn conv(p: nn::Path<'_>, inputs: i64, outputs: i64, kernel: i64, padding: i64) -> nn::Conv2D {
-    nn::conv2d(p, inputs, outputs, kernel, nn::ConvConfig { padding, bias: false, ..Default::default() })
+    nn::conv2d(p, inputs, outputs, kernel, nn::ConvConfig { padding, bias: false, ws_init: random(nn::init::DEFAULT_KAIMING_UNIFORM), ..Default::default() })
 }
 
 /// Bottleneck with expansion 4; `stride` > 1 average-pools after `conv2` and on the shortcut.
@@ -160,7 +161,7 @@ impl AttentionPool2d {
         let std = (width as f64).powf(-0.5);
         let linear = |name: &str, outputs: i64| crate::layers::linear(&p / name, width, outputs, std);
         Self {
-            positional_embedding: p.var("positional_embedding", &[spatial * spatial + 1, width], Init::Randn { mean: 0.0, stdev: std }),
+            positional_embedding: p.var("positional_embedding", &[spatial * spatial + 1, width], normal(std)),
             q_proj: linear("q_proj", width),
             k_proj: linear("k_proj", width),
             v_proj: linear("v_proj", width),
@@ -230,7 +231,7 @@ impl ModifiedResNet {
             })
             .collect();
         Self {
-            conv1: nn::conv2d(&p / "conv1", 3, w / 2, 3, nn::ConvConfig { stride: 2, padding: 1, bias: false, ..Default::default() }),
+            conv1: nn::conv2d(&p / "conv1", 3, w / 2, 3, nn::ConvConfig { stride: 2, padding: 1, bias: false, ws_init: random(nn::init::DEFAULT_KAIMING_UNIFORM), ..Default::default() }),
             bn1: BatchNorm::new(&p / "bn1", w / 2, false),
             conv2: conv(&p / "conv2", w / 2, w / 2, 3, 1),
             bn2: BatchNorm::new(&p / "bn2", w / 2, false),

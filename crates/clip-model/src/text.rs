@@ -6,10 +6,11 @@
 //! first occurrence of `eos_id` (`eos`), the first or the last position. With CoCa's `embed_cls`
 //! a class embedding is appended after the text and pooled instead, `ln_final` after pooling.
 
-use tch::nn::{self, Init, Module};
+use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use crate::config::{TextConfig, TextPool, TextProjection};
+use crate::init::normal;
 use crate::layers::{Activation, Layout, Transformer, TransformerConfig, layer_norm};
 
 /// The projection after pooling, as the checkpoint holds it.
@@ -44,7 +45,7 @@ pub struct TextTransformer {
 impl TextTransformer {
     /// Builds the tower under `p` (the checkpoint's root, or `text`).
     pub fn new(p: nn::Path<'_>, c: &TextConfig, embed_dim: i64, quick_gelu: bool) -> Self {
-        let embedding = nn::EmbeddingConfig { ws_init: Init::Randn { mean: 0.0, stdev: 0.02 }, ..Default::default() };
+        let embedding = nn::EmbeddingConfig { ws_init: normal(0.02), ..Default::default() };
         let transformer = TransformerConfig {
             width: c.width,
             layers: c.layers,
@@ -59,13 +60,13 @@ impl TextTransformer {
         let std = (c.width as f64).powf(-0.5);
         let text_projection = match (c.projection, c.proj_bias) {
             (TextProjection::None, _) => Projection::None,
-            (TextProjection::Linear, false) => Projection::Matrix(p.var("text_projection", &[c.width, embed_dim], Init::Randn { mean: 0.0, stdev: std })),
+            (TextProjection::Linear, false) => Projection::Matrix(p.var("text_projection", &[c.width, embed_dim], normal(std))),
             (TextProjection::Linear, true) => Projection::Linear(crate::layers::linear(&p / "text_projection", c.width, embed_dim, std)),
         };
         Self {
             token_embedding: nn::embedding(&p / "token_embedding", c.vocab_size, c.width, embedding),
-            positional_embedding: p.var("positional_embedding", &[positions, c.width], Init::Randn { mean: 0.0, stdev: 0.01 }),
-            cls_emb: c.embed_cls.then(|| p.var("cls_emb", &[c.width], Init::Randn { mean: 0.0, stdev: 0.01 })),
+            positional_embedding: p.var("positional_embedding", &[positions, c.width], normal(0.01)),
+            cls_emb: c.embed_cls.then(|| p.var("cls_emb", &[c.width], normal(0.01))),
             transformer: Transformer::new(&p / "transformer", &transformer),
             ln_final: layer_norm(&p / "ln_final", c.width, c.norm_eps),
             text_projection,

@@ -13,6 +13,7 @@ use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
 
 use crate::config::{GeluApproximate, TimmVitConfig};
+use crate::init::{normal, random};
 use crate::layers::{Activation, Layout, Mask, PreNormBlock, SelfAttention, Shared, layer_norm, run_all};
 
 /// timm's LayerNorm eps.
@@ -88,7 +89,7 @@ impl Module for Mlp {
 
 /// timm's init for linears: truncated normal, std 0.02, zero bias.
 fn trunc_linear(p: nn::Path<'_>, inputs: i64, outputs: i64) -> nn::Linear {
-    let ws_init = Init::Randn { mean: 0.0, stdev: 0.02 };
+    let ws_init = normal(0.02);
     nn::linear(p, inputs, outputs, nn::LinearConfig { ws_init, bs_init: Some(Init::Const(0.0)), bias: true })
 }
 
@@ -174,7 +175,7 @@ impl TimmVisionTransformer {
         let (width, hidden) = (c.width, c.hidden());
         let activation = Activation::new(false, c.gelu);
         let grid = c.image_size / c.patch_size;
-        let conv = nn::ConvConfig { stride: c.patch_size, bias: true, ..Default::default() };
+        let conv = nn::ConvConfig { stride: c.patch_size, bias: true, ws_init: random(nn::init::DEFAULT_KAIMING_UNIFORM), ..Default::default() };
         let blocks = &t / "blocks";
         let blocks = (0..c.layers)
             .map(|i| {
@@ -191,11 +192,11 @@ impl TimmVisionTransformer {
         let pool = &t / "attn_pool";
         Self {
             patch_embed_proj: nn::conv2d(&t / "patch_embed" / "proj", 3, width, c.patch_size, conv),
-            pos_embed: t.var("pos_embed", &[1, grid * grid, width], Init::Randn { mean: 0.0, stdev: 0.02 }),
+            pos_embed: t.var("pos_embed", &[1, grid * grid, width], normal(0.02)),
             blocks,
             norm: layer_norm(&t / "norm", width, EPS),
             attn_pool: AttentionPoolLatent {
-                latent: pool.var("latent", &[1, 1, width], Init::Randn { mean: 0.0, stdev: (width as f64).powf(-0.5) }),
+                latent: pool.var("latent", &[1, 1, width], normal((width as f64).powf(-0.5))),
                 q: trunc_linear(&pool / "q", width, width),
                 kv: trunc_linear(&pool / "kv", width, 2 * width),
                 proj: trunc_linear(&pool / "proj", width, width),

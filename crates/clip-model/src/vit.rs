@@ -13,6 +13,7 @@ use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
 
 use crate::config::{AttentionalPoolConfig, VitConfig, VitPool};
+use crate::init::{normal, random};
 use crate::layers::{Activation, Layout, Transformer, TransformerConfig, layer_norm, linear};
 use crate::patch_dropout::keep_tokens;
 
@@ -38,7 +39,7 @@ impl VisionTransformer {
     pub fn new(p: nn::Path<'_>, c: &VitConfig, embed_dim: i64, quick_gelu: bool) -> Self {
         let scale = (c.width as f64).powf(-0.5);
         let grid = c.image_size / c.patch_size;
-        let conv = nn::ConvConfig { stride: c.patch_size, bias: false, ..Default::default() };
+        let conv = nn::ConvConfig { stride: c.patch_size, bias: false, ws_init: random(nn::init::DEFAULT_KAIMING_UNIFORM), ..Default::default() };
         let transformer = TransformerConfig {
             width: c.width,
             layers: c.layers,
@@ -53,13 +54,13 @@ impl VisionTransformer {
         let pool_dim = if attn_pool.is_some() { embed_dim } else { c.width };
         Self {
             conv1: nn::conv2d(&p / "conv1", 3, c.width, c.patch_size, conv),
-            class_embedding: p.var("class_embedding", &[c.width], Init::Randn { mean: 0.0, stdev: scale }),
-            positional_embedding: p.var("positional_embedding", &[grid * grid + 1, c.width], Init::Randn { mean: 0.0, stdev: scale }),
+            class_embedding: p.var("class_embedding", &[c.width], normal(scale)),
+            positional_embedding: p.var("positional_embedding", &[grid * grid + 1, c.width], normal(scale)),
             ln_pre: c.ln_pre.then(|| layer_norm(&p / "ln_pre", c.width, c.norm_eps)),
             transformer: Transformer::new(&p / "transformer", &transformer),
             attn_pool,
             ln_post: layer_norm(&p / "ln_post", pool_dim, c.norm_eps),
-            proj: p.var("proj", &[pool_dim, embed_dim], Init::Randn { mean: 0.0, stdev: scale }),
+            proj: p.var("proj", &[pool_dim, embed_dim], normal(scale)),
             pool: c.pool,
             final_ln_after_pool: c.final_ln_after_pool,
         }
@@ -154,7 +155,7 @@ struct CrossAttention {
 impl AttentionalPooler {
     fn new(p: nn::Path<'_>, d_model: i64, context: i64, c: AttentionalPoolConfig, eps: f64) -> Self {
         let a = &p / "attn";
-        let xavier = Init::Randn { mean: 0.0, stdev: (2.0 / (d_model + context) as f64).sqrt() };
+        let xavier = normal((2.0 / (d_model + context) as f64).sqrt());
         let weights = if context == d_model {
             let w = a.var("in_proj_weight", &[3 * d_model, d_model], xavier);
             [w.narrow(0, 0, d_model), w.narrow(0, d_model, d_model), w.narrow(0, 2 * d_model, d_model)]
@@ -166,7 +167,7 @@ impl AttentionalPooler {
             ]
         };
         Self {
-            query: p.var("query", &[c.queries, d_model], Init::Randn { mean: 0.0, stdev: 1.0 }),
+            query: p.var("query", &[c.queries, d_model], normal(1.0)),
             attn: CrossAttention {
                 weights,
                 in_proj_bias: a.var("in_proj_bias", &[3 * d_model], Init::Const(0.0)),

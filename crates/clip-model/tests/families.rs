@@ -18,7 +18,7 @@ fn fixture(name: &str) -> PathBuf {
 /// The fixture's config. A timm tower is named by its real timm model, which fixes its sizes;
 /// `NAME.timm.json` holds the timm constructor arguments the script shrank it with, applied here
 /// to the config parsed for the real model (whose own width is the embedding width).
-fn config(name: &str) -> ClipConfig {
+pub(crate) fn config(name: &str) -> ClipConfig {
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture(&format!("{name}.json"))).unwrap()).unwrap();
     let Ok(timm) = std::fs::read_to_string(fixture(&format!("{name}.timm.json"))) else {
         return ClipConfig::from_json(&json.to_string()).unwrap();

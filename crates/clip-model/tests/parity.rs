@@ -18,7 +18,7 @@ fn load(name: &str) -> (VarStore, ClipModel, HashMap<String, Tensor>) {
 /// `config`'s model with `STEM.safetensors` loaded strictly, and `STEM.io.safetensors`.
 pub(crate) fn load_model(config: &ClipConfig, stem: &Path) -> (VarStore, ClipModel, HashMap<String, Tensor>) {
     let vs = VarStore::new(Device::Cpu);
-    let model = ClipModel::new(vs.root(), config);
+    let model = ClipModel::for_weights(vs.root(), config);
     let with = |suffix: &str| stem.with_file_name(format!("{}.{suffix}", stem.file_name().unwrap().to_str().unwrap()));
     load_strict(&vs, &with("safetensors")).unwrap();
     let io = read_safetensors(&with("io.safetensors")).unwrap().into_iter().collect();

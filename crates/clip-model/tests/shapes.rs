@@ -58,3 +58,37 @@ fn resnet_batch_norm_uses_batch_statistics_only_in_training_mode() {
     let (a, b) = (model.encode_image(&images), model.encode_image(&images));
     assert!(a.equal(&b));
 }
+
+/// `for_weights` draws nothing: every randomly initialised parameter is zero, the constant ones
+/// are as `new` sets them; `new` draws again after it. (The global RNG is shared with the tests
+/// running beside this one, so the builds use different seeds rather than compare its state.)
+#[test]
+fn for_weights_builds_without_drawing() {
+    let configs = [
+        ClipConfig::from_json(include_str!("fixtures/tiny-vit.json")).unwrap(),
+        ClipConfig::from_json(include_str!("fixtures/tiny-rn.json")).unwrap(),
+        crate::families::config("siglip"),
+    ];
+    for config in configs {
+        let build = |seed: i64, for_weights: bool| {
+            tch::manual_seed(seed);
+            let vs = VarStore::new(Device::Cpu);
+            let _model = if for_weights { ClipModel::for_weights(vs.root(), &config) } else { ClipModel::new(vs.root(), &config) };
+            vs.variables()
+        };
+        let (drawn, zeros, again) = (build(1, false), build(2, true), build(3, false));
+        let keys = |v: &std::collections::HashMap<String, Tensor>| v.keys().cloned().collect::<std::collections::BTreeSet<_>>();
+        assert_eq!(keys(&drawn), keys(&zeros));
+        let is_zero = |t: &Tensor| t.abs().max().double_value(&[]) == 0.0;
+        let (mut random, mut all) = (0, 0);
+        for (name, value) in &drawn {
+            all += value.numel();
+            if !zeros[name].equal(value) {
+                assert!(is_zero(&zeros[name]), "{name}: neither drawn nor zero");
+                assert!(!is_zero(&again[name]) && !again[name].equal(value), "{name}: new did not draw after for_weights");
+                random += value.numel();
+            }
+        }
+        assert!(random as f64 > 0.9 * all as f64, "only {random} of {all} values were drawn by new");
+    }
+}

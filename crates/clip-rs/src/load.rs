@@ -93,7 +93,7 @@ impl LoadedModel {
             config.quick_gelu = true;
         }
         let vs = VarStore::new(device);
-        let model = ClipModel::new(vs.root(), &config);
+        let model = ClipModel::for_weights(vs.root(), &config);
         weights::load_weights_for(&vs, &config, &path).map_err(|source| Error::Weights { path: path.clone(), source: Box::new(source) })?;
         Ok(Self { vs, model, preprocess, weights: Some(path), notes })
     }
