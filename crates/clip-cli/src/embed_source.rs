@@ -206,27 +206,10 @@ fn check_manifest(out: &Path, expected: &serde_json::Value) -> Result<()> {
     }
 }
 
-/// libgomp, libtorch's OpenMP, spins between parallel regions and at every barrier by default;
-/// with decode threads on the same cores, a decode thread that preempts one OpenMP thread leaves
-/// the others spinning at the barrier. Waiting passively saves a third of the CPU time (ViT-B-32
-/// on 2 cores, 2 decode threads: 30 s of CPU down to 19 s for the same 160 photos). libgomp reads
-/// OMP_WAIT_POLICY once, when it is loaded, so a process that has not set it is run again with
-/// PASSIVE (an explicit setting is kept).
-fn wait_passively() -> Result<()> {
-    if std::env::var_os("OMP_WAIT_POLICY").is_some() {
-        return Ok(());
-    }
-    use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe().context("locating the clip binary")?;
-    let error = std::process::Command::new(exe).args(std::env::args_os().skip(1)).env("OMP_WAIT_POLICY", "PASSIVE").exec();
-    Err(error).context("running clip again with OMP_WAIT_POLICY=PASSIVE")
-}
-
 pub(crate) fn run(options: &Options) -> Result<()> {
     if options.run.batch_size == 0 || options.threads == 0 {
         bail!("--batch-size and --threads must be at least 1");
     }
-    wait_passively()?;
     let (rank, world_size, local_rank) = match DistConfig::from_env()? {
         Some(d) => (d.rank, d.world_size, d.local_rank),
         None => (0, 1, 0),
@@ -269,12 +252,9 @@ pub(crate) fn run(options: &Options) -> Result<()> {
         // Random weights must be the same in every rank and every rerun.
         clip_tensor::seed::seed_everything(0);
     }
-    let loaded = options.spec.load(device, options.random_init, "clip embed")?;
-    let tokenizer = if options.what.texts() { Some(options.spec.tokenizer(&loaded, "clip embed")?) } else { None };
-    let _guard = tch::no_grad_guard();
-    let encoder = Encoder { model: &loaded.model, device, precision: options.run.precision };
+    let resolved = options.spec.resolve("clip embed")?;
     let text = if options.what.texts() { TextMode::Captions } else { TextMode::Ignore };
-    let mut config = LoaderConfig::new(options.run.batch_size, ImageTransform::Eval(loaded.preprocess.clone()), text);
+    let mut config = LoaderConfig::new(options.run.batch_size, ImageTransform::Eval(resolved.preprocess.clone()), text);
     config.threads = options.threads;
     config.shuffle = false;
     config.drop_last = false;
@@ -282,6 +262,14 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     config.shuffle_window = options.run.batch_size;
     let base = Loader::new(PartPlan::source(&source, &todo[0])?, config)?;
     let start = |part: &Part| -> Result<Batches> { Ok(base.with_source(PartPlan::source(&source, part)?)?.epoch(0)?) };
+
+    // The first part is decoded while the model is built; the next part's stream starts while
+    // this one is read, on the same decode threads, so the model never waits at a part's boundary.
+    let mut next = Some(start(&todo[0])?);
+    let loaded = ModelSpec::build(resolved, device, options.random_init, "clip embed")?;
+    let tokenizer = if options.what.texts() { Some(options.spec.tokenizer(&loaded, "clip embed")?) } else { None };
+    let _guard = tch::no_grad_guard();
+    let encoder = Encoder { model: &loaded.model, device, precision: options.run.precision };
 
     let known_total = todo
         .iter()
@@ -297,9 +285,6 @@ pub(crate) fn run(options: &Options) -> Result<()> {
     progress.set_message(format!("parts 0/{}", todo.len()));
     let job = Job { options, encoder: &encoder, tokenizer: tokenizer.as_ref(), source: &source, kind };
     let (mut rows, mut skipped) = (0usize, SkipCounts::default());
-    // The next part's stream starts while this one is read, on the same decode threads, so the
-    // model never waits at a part's boundary.
-    let mut next = Some(start(&todo[0])?);
     for (i, part) in todo.iter().enumerate() {
         let stream = next.take().context("a part's stream")?;
         next = todo.get(i + 1).map(&start).transpose()?;

@@ -20,6 +20,7 @@ mod pretrained;
 mod progress;
 mod tokenize;
 mod train;
+mod wait_policy;
 
 use std::process::ExitCode;
 

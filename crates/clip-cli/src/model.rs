@@ -65,6 +65,12 @@ impl ModelSpec {
     /// loads the weights; without weights only when `random_init` says so. `who` prefixes
     /// messages.
     pub(crate) fn load(&self, device: Device, random_init: bool, who: &'static str) -> Result<Loaded> {
+        Self::build(self.resolve(who)?, device, random_init, who)
+    }
+
+    /// The architecture, its preprocessing and its weights file (fetching what a tag or `hf-hub:`
+    /// names), before anything is built: what comes with the weights is known from here on.
+    pub(crate) fn resolve(&self, who: &'static str) -> Result<clip_pretrained::Resolved> {
         let mut resolved = match (&self.model, &self.model_config) {
             (Some(model), None) => {
                 let hub = hub(self.offline);
@@ -83,6 +89,12 @@ impl ModelSpec {
             }
             clip_rs::attach_weights(&mut resolved, path)?;
         }
+        Ok(resolved)
+    }
+
+    /// Builds `resolved` on `device` and loads its weights; without weights only when
+    /// `random_init` says so.
+    pub(crate) fn build(resolved: clip_pretrained::Resolved, device: Device, random_init: bool, who: &'static str) -> Result<Loaded> {
         let loaded = match (&resolved.weights, random_init) {
             (Some(_), _) => Loaded::load(resolved, device)?,
             (None, true) => {

@@ -321,3 +321,31 @@ fn refusals_are_clear() {
     assert!(!flag.status.success(), "--part-size needs --source");
     std::fs::remove_dir_all(&s.dir).unwrap();
 }
+
+/// `--source` runs set OpenMP's wait policy to passive before libgomp reads it (libgomp prints
+/// the spin count it took with `OMP_DISPLAY_ENV=VERBOSE`: 0 when passive, 300000 by default); an
+/// explicit setting, and the other commands, are left alone.
+#[test]
+fn embedding_a_source_waits_passively_unless_told_otherwise() {
+    let s = setup("wait-policy");
+    let photos = photos(&s.dir, 2);
+    let folder = format!("folder:{}", photos.display());
+    let spin_count = |args: &[&str], policy: Option<&str>| {
+        let mut command = clip(&s, args);
+        command.env("OMP_DISPLAY_ENV", "VERBOSE").env_remove("OMP_WAIT_POLICY");
+        if let Some(policy) = policy {
+            command.env("OMP_WAIT_POLICY", policy);
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let line = stderr.lines().find(|l| l.trim_start().starts_with("GOMP_SPINCOUNT")).unwrap_or_else(|| panic!("no OpenMP settings shown:\n{stderr}"));
+        line.split('\'').nth(1).unwrap().to_owned()
+    };
+    let out = |name: &str| s.dir.join(name).to_str().unwrap().to_owned();
+    assert_eq!(spin_count(&["embed", "--source", &folder, "--out", &out("a")], None), "0");
+    assert_eq!(spin_count(&["--quiet", "embed", &format!("--source={folder}"), "--out", &out("b")], None), "0");
+    assert_ne!(spin_count(&["embed", "--source", &folder, "--out", &out("c")], Some("ACTIVE")), "0");
+    assert_eq!(spin_count(&["embed", "--images", photos.to_str().unwrap(), "--out", &out("d.npy")], None), "300000");
+    std::fs::remove_dir_all(&s.dir).unwrap();
+}
