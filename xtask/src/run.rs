@@ -44,8 +44,14 @@ pub(crate) fn test(root: &Path, torch: &Libtorch, args: &[String]) -> Result<Exi
     if !status.success() || !args.is_empty() {
         return Ok(exit_code(status));
     }
-    // The steps after the tests, in order; the first that fails ends the run.
-    let steps: [fn(&Path, &Libtorch) -> Result<ExitCode>; 5] = [examples_and_downstream, api_docs, embed_interop, hub_interop, tensorboard_check];
+    run_steps(root, torch, &[examples, downstream, api_docs, embed_interop, hub_interop, tensorboard_check])
+}
+
+/// A step after the tests: its exit code.
+type Step = fn(&Path, &Libtorch) -> Result<ExitCode>;
+
+/// Runs `steps` in order; the first that fails ends the run with its code.
+fn run_steps(root: &Path, torch: &Libtorch, steps: &[Step]) -> Result<ExitCode> {
     for step in steps {
         let code = step(root, torch)?;
         if code != ExitCode::SUCCESS {
@@ -55,22 +61,26 @@ pub(crate) fn test(root: &Path, torch: &Libtorch, args: &[String]) -> Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs `command` as the step `label`, timed: prints `LABEL: ok (S s{note})`, or `LABEL: FAILED `
+/// and what `failed` says of the exit status, and returns the command's exit code.
+fn timed(label: &str, command: &mut Command, failed: impl FnOnce(ExitStatus) -> String, note: &str) -> Result<ExitCode> {
+    let start = std::time::Instant::now();
+    let status = command.status().with_context(|| format!("{label}: running {}", command.get_program().to_string_lossy()))?;
+    if !status.success() {
+        println!("{label}: FAILED {}", failed(status));
+        return Ok(exit_code(status));
+    }
+    println!("{label}: ok ({:.1} s{note})", start.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
+
 /// The workspace's API docs with rustdoc's warnings as errors (broken or private intra-doc links,
 /// bad code blocks), so a doc regression fails the suite. `--release` shares the test build's build
 /// scripts (torch-sys compiles its C++ there) instead of running them again in the dev profile.
 pub(crate) fn api_docs(root: &Path, torch: &Libtorch) -> Result<ExitCode> {
-    let start = std::time::Instant::now();
-    let status = cargo(root, torch)
-        .args(["doc", "--workspace", "--no-deps", "--release", "--quiet"])
-        .env("RUSTDOCFLAGS", "-D warnings")
-        .status()
-        .context("running cargo doc")?;
-    if !status.success() {
-        println!("api docs: FAILED (rustdoc warnings are errors; see above)");
-        return Ok(exit_code(status));
-    }
-    println!("api docs: ok ({:.1} s)", start.elapsed().as_secs_f64());
-    Ok(ExitCode::SUCCESS)
+    let mut command = cargo(root, torch);
+    command.args(["doc", "--workspace", "--no-deps", "--release", "--quiet"]).env("RUSTDOCFLAGS", "-D warnings");
+    timed("api docs", &mut command, |_| "(rustdoc warnings are errors; see above)".into(), "")
 }
 
 /// clip train's TensorBoard event files read by TensorBoard's own EventAccumulator (a short run,
@@ -191,11 +201,7 @@ fn embed_interop(root: &Path, torch: &Libtorch) -> Result<ExitCode> {
 
 /// Every crate's examples, then the downstream project.
 pub(crate) fn examples_and_downstream(root: &Path, torch: &Libtorch) -> Result<ExitCode> {
-    let code = examples(root, torch)?;
-    if code != ExitCode::SUCCESS {
-        return Ok(code);
-    }
-    downstream(root, torch)
+    run_steps(root, torch, &[examples, downstream])
 }
 
 /// Runs every example of every crate (`crates/*/examples/*.rs`, built by `cargo test` above; the
@@ -237,16 +243,13 @@ fn examples(root: &Path, torch: &Libtorch) -> Result<ExitCode> {
     let all = std::time::Instant::now();
     for name in &names {
         let binary = target_dir(root).join("release").join("examples").join(name);
-        let start = std::time::Instant::now();
         let mut command = Command::new(&binary);
         command.args(args(name)).current_dir(&work).stdout(std::process::Stdio::null());
         with_libtorch(&mut command, torch);
-        let status = command.status().with_context(|| format!("running {}", binary.display()))?;
-        if !status.success() {
-            println!("example {name}: FAILED ({status}); run it: {}", binary.display());
-            return Ok(exit_code(status));
+        let code = timed(&format!("example {name}"), &mut command, |s| format!("({s}); run it: {}", binary.display()), "")?;
+        if code != ExitCode::SUCCESS {
+            return Ok(code);
         }
-        println!("example {name}: ok ({:.1} s)", start.elapsed().as_secs_f64());
     }
     println!("{} examples ran in {:.1} s", names.len(), all.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
@@ -258,17 +261,7 @@ fn examples(root: &Path, torch: &Libtorch) -> Result<ExitCode> {
 fn downstream(root: &Path, torch: &Libtorch) -> Result<ExitCode> {
     let dir = root.join("xtask").join("downstream");
     std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).context("copying Cargo.lock into xtask/downstream")?;
-    let start = std::time::Instant::now();
-    let status = cargo(root, torch)
-        .args(["run", "--release", "--manifest-path"])
-        .arg(dir.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", target_dir(root))
-        .status()
-        .context("running cargo run for xtask/downstream")?;
-    if !status.success() {
-        println!("downstream project: FAILED ({status})");
-        return Ok(exit_code(status));
-    }
-    println!("downstream project: ok ({:.1} s, build included)", start.elapsed().as_secs_f64());
-    Ok(ExitCode::SUCCESS)
+    let mut command = cargo(root, torch);
+    command.args(["run", "--release", "--manifest-path"]).arg(dir.join("Cargo.toml")).env("CARGO_TARGET_DIR", target_dir(root));
+    timed("downstream project", &mut command, |s| format!("({s})"), ", build included")
 }
