@@ -50,15 +50,24 @@ char* error_message(const std::string& what) {
   return out;
 }
 
+// The message of the exception being handled: call it from a catch block only.
+std::string current_error() {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "unknown C++ exception";
+  }
+}
+
 template <typename F>
 char* guarded(F&& body) {
   try {
     body();
     return nullptr;
-  } catch (const std::exception& e) {
-    return error_message(e.what());
   } catch (...) {
-    return error_message("unknown C++ exception");
+    return error_message(current_error());
   }
 }
 
@@ -152,10 +161,8 @@ struct ClipReducer {
       c10d::AllreduceOptions options;
       options.reduceOp = c10d::ReduceOp::SUM;
       works[bucket] = group->backend->allreduce(tensors, options);
-    } catch (const std::exception& e) {
-      fail("launching gradient bucket " + std::to_string(bucket) + ": " + e.what());
     } catch (...) {
-      fail("launching gradient bucket " + std::to_string(bucket) + ": unknown C++ exception");
+      fail("launching gradient bucket " + std::to_string(bucket) + ": " + current_error());
     }
   }
 
@@ -181,27 +188,27 @@ struct ClipReducer {
     }
   }
 
-  void arm() {
-    std::lock_guard<std::mutex> lock(mutex);
-    armed = true;
-    pending = members;
-    ready.assign(params.size(), 0);
+  // A step's state, cleared. With `mutex` held.
+  void reset() {
     works.assign(views.size(), {});
     next = 0;
     early = 0;
     error.clear();
   }
 
+  void arm() {
+    std::lock_guard<std::mutex> lock(mutex);
+    reset();
+    armed = true;
+    pending = members;
+    ready.assign(params.size(), 0);
+  }
+
   // Launches what is left, waits for every bucket, divides by the world size. On the first failed
   // collective it stops waiting (the others would fail or time out one after another).
   int finish() {
     std::lock_guard<std::mutex> lock(mutex);
-    if (!armed) {
-      works.assign(views.size(), {});
-      next = 0;
-      early = 0;
-      error.clear();
-    }
+    if (!armed) reset();
     armed = false;
     for (size_t i = 0; i < params.size(); ++i) {
       const at::Tensor grad = params[i].grad();
@@ -218,13 +225,9 @@ struct ClipReducer {
       }
       try {
         works[b]->wait();
-      } catch (const std::exception& e) {
-        group->failed = true;
-        fail("gradient bucket " + std::to_string(b) + " of " + std::to_string(views.size()) + ": " + e.what());
-        break;
       } catch (...) {
         group->failed = true;
-        fail("gradient bucket " + std::to_string(b) + " of " + std::to_string(views.size()) + ": unknown C++ exception");
+        fail("gradient bucket " + std::to_string(b) + " of " + std::to_string(views.size()) + ": " + current_error());
         break;
       }
     }
