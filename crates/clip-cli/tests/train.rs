@@ -79,6 +79,11 @@ fn weights(path: &Path) -> Vec<(String, Tensor)> {
     tensors
 }
 
+/// The weights of a run's last checkpoint.
+fn final_weights(run: &Path) -> Vec<(String, Tensor)> {
+    weights(&last_checkpoint(run).join("model.safetensors"))
+}
+
 /// Starts `clip train --config CONFIG EXTRA…` and SIGKILLs it once the step-8 checkpoint exists
 /// and steps past it have been logged (so the resume must drop them).
 fn kill_after_first_checkpoint(config: &Path, run: &Path, extra: &[&str]) {
@@ -123,11 +128,22 @@ fn killed_run_resumes_as(config: &Path, flags: &[&str], whole: &Path) {
     kill_after_first_checkpoint(config, &run, flags);
     assert!(losses(&run).len() < losses(whole).len(), "the run was killed before its end");
     check(train(config, &[&["--resume", "latest"], flags].concat()));
-    let bits = |run: &Path| losses(run).into_iter().map(|(step, loss)| (step, loss.to_bits())).collect::<Vec<_>>();
-    assert_eq!(bits(whole), bits(&run));
-    let (wa, wb) = (weights(&last_checkpoint(whole).join("model.safetensors")), weights(&last_checkpoint(&run).join("model.safetensors")));
+    assert_eq!(loss_bits(whole), loss_bits(&run));
+    assert_final_weights_equal(whole, &run, "after resuming");
+}
+
+/// A run's logged losses, step by step, as bits.
+fn loss_bits(run: &Path) -> Vec<(u64, u64)> {
+    losses(run).into_iter().map(|(step, loss)| (step, loss.to_bits())).collect()
+}
+
+/// The last checkpoints of runs `a` and `b` hold the same weights, bit for bit; `what` says how
+/// `b` was run, for the message.
+fn assert_final_weights_equal(a: &Path, b: &Path, what: &str) {
+    let (wa, wb) = (final_weights(a), final_weights(b));
+    assert_eq!(wa.len(), wb.len());
     for ((name, x), (_, y)) in wa.iter().zip(&wb) {
-        assert!(x.equal(y), "{name} differs after resuming");
+        assert!(x.equal(y), "{name} differs {what}: {}", (x - y).abs().max().double_value(&[]));
     }
 }
 
@@ -215,10 +231,7 @@ fn a_killed_run_resumes_bitwise_identically() {
     for ((step, x), (_, y)) in a.iter().zip(&b) {
         assert_eq!(x.to_bits(), y.to_bits(), "step {step}: {x} vs {y}");
     }
-    let (wa, wb) = (weights(&last_checkpoint(&whole.join("run")).join("model.safetensors")), weights(&last_checkpoint(&killed.join("run")).join("model.safetensors")));
-    for ((name, x), (_, y)) in wa.iter().zip(&wb) {
-        assert!(x.equal(y), "{name} differs after resuming");
-    }
+    assert_final_weights_equal(&whole.join("run"), &killed.join("run"), "after resuming");
     // Two event files, every step once, values as metrics.jsonl; the second opens with the purge.
     check_tensorboard(&killed.join("run"), 32);
     let files = clip_train::tensorboard::event_files(&killed.join("run/tensorboard")).unwrap();
@@ -353,7 +366,7 @@ fn equal_runs_of(model: &str, extra: &[&str], split: Split) -> f64 {
     for ((step, x), (_, y)) in a.iter().zip(&b) {
         assert!(x.is_finite() && (x - y).abs() < 1e-5, "step {step}: {x} vs {y}");
     }
-    let (wa, wb) = (weights(&last_checkpoint(&one.join("run")).join("model.safetensors")), weights(&last_checkpoint(&two.join("run")).join("model.safetensors")));
+    let (wa, wb) = (final_weights(&one.join("run")), final_weights(&two.join("run")));
     assert_eq!(wa.len(), wb.len());
     let mut worst = 0f64;
     for ((name, x), (_, y)) in wa.iter().zip(&wb) {
@@ -407,7 +420,7 @@ fn fine_tuning_from_weights_and_a_locked_image_tower() {
     let mut args = vec!["--set", &start_weights, "--set", "model.lock_image=true", "--set", "optim.epochs=1"];
     args.extend(small);
     check(train(&config, &args));
-    let (before, after) = (weights(&start), weights(&last_checkpoint(&lock.join("run")).join("model.safetensors")));
+    let (before, after) = (weights(&start), final_weights(&lock.join("run")));
     let (mut frozen, mut moved) = (0, 0);
     for ((name, x), (_, y)) in before.iter().zip(&after) {
         if name.starts_with("visual.") {
@@ -539,8 +552,7 @@ fn torchrun_and_clip_launch_train_alike() {
     );
     assert_eq!(losses(&a.join("run")).len(), 8);
     assert_eq!(losses(&a.join("run")), losses(&b.join("run")));
-    let (wa, wb) = (weights(&last_checkpoint(&a.join("run")).join("model.safetensors")), weights(&last_checkpoint(&b.join("run")).join("model.safetensors")));
-    assert!(wa.iter().zip(&wb).all(|((_, x), (_, y))| x.equal(y)));
+    assert_final_weights_equal(&a.join("run"), &b.join("run"), "between torchrun and clip launch");
 }
 
 /// Patch dropout (`model.patch_dropout`): on (the losses differ from a run without), a killed run
@@ -581,7 +593,7 @@ fn grad_checkpointing_trains_as_without_and_resumes_bitwise() {
     let (a, p) = (losses(&whole), losses(&plain));
     assert_eq!(a.len(), 32);
     let loss_d = a.iter().zip(&p).map(|(x, y)| (x.1 - y.1).abs() / y.1.abs()).fold(0.0, f64::max);
-    let (wa, wp) = (weights(&last_checkpoint(&whole).join("model.safetensors")), weights(&last_checkpoint(&plain).join("model.safetensors")));
+    let (wa, wp) = (final_weights(&whole), final_weights(&plain));
     let weight_d = wa.iter().zip(&wp).map(|((_, x), (_, y))| (x - y).abs().max().double_value(&[])).fold(0.0, f64::max);
     eprintln!("grad checkpointing: after 32 steps, largest relative loss difference {loss_d:e}, largest weight difference {weight_d:e}");
     assert!(loss_d <= 1e-5 && weight_d <= 1e-5, "losses differ by {loss_d:e}, weights by {weight_d:e}");
@@ -606,17 +618,11 @@ fn overlapped_gradient_averaging_equals_the_plain_bit_for_bit() {
         args.extend(sets);
         check(clip(&args).output().unwrap());
     }
-    let (a, b) = (losses(&runs[0].join("run")), losses(&runs[1].join("run")));
-    assert_eq!(a.len(), 16);
-    let bits = |l: &[(u64, f64)]| l.iter().map(|x| (x.0, x.1.to_bits())).collect::<Vec<_>>();
-    assert_eq!(bits(&a), bits(&b));
-    assert!(last_checkpoint(&runs[1].join("run")).ends_with("step-00000016"));
-    let last_weights = |folder: &Path| weights(&last_checkpoint(&folder.join("run")).join("model.safetensors"));
-    let (wa, wb) = (last_weights(&runs[0]), last_weights(&runs[1]));
-    assert_eq!(wa.len(), wb.len());
-    for ((name, x), (_, y)) in wa.iter().zip(&wb) {
-        assert!(x.equal(y), "{name} differs with overlap: {}", (x - y).abs().max().double_value(&[]));
-    }
+    let (a, b) = (runs[0].join("run"), runs[1].join("run"));
+    assert_eq!(losses(&a).len(), 16);
+    assert_eq!(loss_bits(&a), loss_bits(&b));
+    assert!(last_checkpoint(&b).ends_with("step-00000016"));
+    assert_final_weights_equal(&a, &b, "with overlap");
     // Each step logs the communication the backward pass left exposed.
     let text = std::fs::read_to_string(runs[1].join("run/metrics.jsonl")).unwrap();
     let lines = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap());
