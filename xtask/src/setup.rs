@@ -200,10 +200,12 @@ struct DebianPackage {
 
 /// Debian packages the build needs: gloo's own headers for the c10d Gloo shim (libtorch ships only
 /// c10d's), nasm for libjpeg-turbo's SIMD in the training decode (mozjpeg-sys builds without it,
-/// about half as fast), and ffmpeg for video sets (clip-eval's `video` runs ffprobe and ffmpeg).
+/// about half as fast), make for jemalloc's build (clip-alloc), and ffmpeg for video sets
+/// (clip-eval's `video` runs ffprobe and ffmpeg).
 const DEBIAN_PACKAGES: &[DebianPackage] = &[
     DebianPackage { name: "libgloo-dev", marker: "/usr/include/gloo/algorithm.h", why: "gloo headers for the c10d Gloo backend" },
     DebianPackage { name: "nasm", marker: "/usr/bin/nasm", why: "SIMD for the training JPEG decoder" },
+    DebianPackage { name: "make", marker: "/usr/bin/make", why: "jemalloc's build, the binaries' allocator" },
     DebianPackage { name: "ffmpeg", marker: "/usr/bin/ffprobe", why: "ffmpeg and ffprobe, which take the middle frame of each clip of a video set" },
 ];
 

@@ -11,10 +11,10 @@
 
 use std::time::Instant;
 
+use clip_alloc as _; // jemalloc under every allocation, as `clip` runs.
 use clip_tensor::precision::autocast;
 
 fn main() -> anyhow::Result<()> {
-    clip_tensor::alloc::retain_freed_memory(); // As `clip` starts.
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [model, what, batch, iters, threads, rest @ ..] = args.as_slice() else {
         anyhow::bail!("usage: bench_model MODEL image|text BATCH ITERS THREADS [DEVICE [PRECISION]]");

@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use clip_alloc as _; // jemalloc under every allocation, as `clip` runs.
 use clip_model::ClipConfig;
 use clip_train::config::OptimSection;
 use clip_train::optim::AdamW;
@@ -29,7 +30,6 @@ use tch::{Kind, Tensor};
 const PHASES: [&str; 5] = ["forward", "loss", "backward", "grad_norm", "optimizer"];
 
 fn main() -> anyhow::Result<()> {
-    clip_tensor::alloc::retain_freed_memory(); // As `clip` starts.
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let patch_dropout: f64 = match args.iter().position(|a| a == "--patch-dropout") {
         Some(i) => {

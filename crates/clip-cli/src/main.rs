@@ -25,6 +25,7 @@ mod wait_policy;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use clip_alloc as _; // jemalloc under every allocation of the process (see clip-alloc).
 
 #[derive(Debug, Parser)]
 #[command(name = "clip", version, about = "CLIP in Rust on libtorch: train, embed, evaluate")]
@@ -308,7 +309,6 @@ impl BenchArgs {
 }
 
 fn main() -> ExitCode {
-    clip_tensor::alloc::retain_freed_memory();
     let cli = Cli::parse();
     progress::set_quiet(cli.quiet);
     let result = match cli.command {

@@ -15,7 +15,6 @@
 //!   restricted unpickler following torch's `weights_only` allow-list, a pure data interpreter that
 //!   never runs anything and refuses every other global by name; tensors are rebuilt from the
 //!   storages with their offsets and strides, every size checked against the file.
-//! - [`alloc`]: the allocator settings that binaries moving large tensors start with.
 //!
 //! Nothing here prints; errors are values of [`Error`].
 //!
@@ -29,7 +28,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod alloc;
 pub mod atomic;
 pub mod checkpoint;
 pub mod device;
